@@ -1,0 +1,105 @@
+"""Load and validate the workflow config; errors name the offending key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config does not describe a runnable workflow."""
+
+
+def _inline_refs(node: Any, base: Path) -> Any:
+    """Replace {"$ref": "file.yaml"} with that file's schema, recursively (relative to `base`)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            path = (base / ref).resolve()
+            return _inline_refs(yaml.safe_load(path.read_text()), path.parent)
+        return {key: _inline_refs(value, base) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(item, base) for item in node]
+    return node
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    return _inline_refs(yaml.safe_load(Path(path).read_text()), Path(path).parent)
+
+
+def _key_path(error) -> str:
+    parts = []
+    for part in error.absolute_path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts).lstrip(".") or "<top level>"
+
+
+def _describe(error) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = _key_path(error)
+        prefix = "" if where == "<top level>" else where + "."
+        return "; ".join(
+            f"config key '{prefix}{key}': unknown key (allowed here: {', '.join(allowed)})" for key in extra
+        )
+    return f"config key '{_key_path(error)}': {error.message}"
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate against the JSON schema and cross-field rules; raise ConfigError naming keys."""
+    schema = schema if schema is not None else load_schema()
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(_describe(e) for e in errors))
+    _check_cross_references(config)
+    return config
+
+
+def _check_cross_references(config: dict) -> None:
+    from deepsky.models import list_models
+
+    known = set(list_models())
+    problems = []
+    datasets = config.get("datasets", {})
+    for name, experiment in config.get("experiments", {}).items():
+        if experiment["dataset"] not in datasets:
+            problems.append(
+                f"config key 'experiments.{name}.dataset': unknown dataset '{experiment['dataset']}' "
+                f"(defined: {', '.join(sorted(datasets))})"
+            )
+        for i, arch in enumerate(experiment.get("architectures", [])):
+            if arch not in known:
+                problems.append(
+                    f"config key 'experiments.{name}.architectures[{i}]': unknown architecture '{arch}' "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+        folds = experiment.get("folds")
+        k = datasets.get(experiment["dataset"], {}).get("split", {}).get("k_folds")
+        if isinstance(folds, list) and k is not None:
+            for fold in folds:
+                if fold >= k:
+                    problems.append(f"config key 'experiments.{name}.folds': fold {fold} >= k_folds {k}")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def load_config(path: str | Path) -> dict:
+    with open(path) as handle:
+        config = yaml.safe_load(handle)
+    return validate_config(config)
+
+
+def config_hash(config: dict) -> str:
+    """Short, order-independent hash of a config (or a slice of one), for run tags."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,102 @@
+"""One training job: (experiment, architecture, fold) -> best model, history, MLflow run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from deepsky.data import storage
+from deepsky.data.tensors import load_fold
+from deepsky.models import count_parameters, create_model
+from deepsky.stages.common import experiment_slice, experiment_tags, logged, set_threads
+from deepsky.tracking import Run
+from deepsky.train import fit, job_seed, pick_device, save_atomic
+
+
+def train_fold(
+    config: dict, experiment: str, arch: str, fold: int, data_dir, split_path, augmented_dir, out_model, out_history
+) -> dict:
+    exp = config["experiments"][experiment]
+    settings = exp["training"]
+    card = storage.read_card(data_dir)
+    class_names = card["class_names"]
+    num_outputs = 1 if len(class_names) == 2 else len(class_names)
+    seed = job_seed(config["seed"], "train", experiment, arch, fold)
+    device = pick_device(config.get("device", "auto"))
+    torch.manual_seed(seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    data = load_fold(data_dir, split_path, fold, augmented_dir if settings.get("augment", False) else None)
+    in_channels, image_size = data["train"][0].shape[1], data["train"][0].shape[-1]
+    kwargs = exp.get("model_kwargs", {}).get(arch, {})
+    model = create_model(arch, in_channels, num_outputs, image_size=image_size, **kwargs).to(device)
+    checkpoint = Path(out_model).parent / "checkpoints" / "last.pt"
+    previous_run = None
+    if checkpoint.exists():
+        previous_run = torch.load(checkpoint, map_location="cpu", weights_only=True).get("run_id")
+
+    tags = experiment_tags(config, experiment, card, architecture=arch, fold=fold, stage="train")
+    run_name = f"train/{experiment}/{arch}/fold{fold}"
+    with Run(config["tracking"], experiment, run_name, tags, run_id=previous_run) as run:
+        if previous_run is None:
+            run.log_params(
+                {
+                    "architecture": arch,
+                    "fold": fold,
+                    "seed": seed,
+                    "device": device.type,
+                    "n_parameters": count_parameters(model),
+                    "n_train": len(data["train"][1]),
+                    "n_val": len(data["val"][1]),
+                    "config": experiment_slice(config, experiment),
+                }
+            )
+        history, best_state = fit(
+            model, data["train"], data["val"], settings, device, seed, checkpoint, num_outputs,
+            on_epoch=lambda record: run.log_metrics(record, step=record["epoch"]), run_id=run.run_id,
+        )
+        meta = {
+            "architecture": arch,
+            "model_kwargs": kwargs,
+            "in_channels": int(in_channels),
+            "image_size": int(image_size),
+            "num_outputs": int(num_outputs),
+            "class_names": class_names,
+            "bands": card["bands"],
+            "normalization": "asinh",
+            "train_run_id": run.run_id,
+            "data_sha256": card["images_sha256"],
+        }
+        save_atomic({"state_dict": best_state, "meta": meta}, Path(out_model))
+        pd.DataFrame(history).to_csv(out_history, index=False)
+        best = min(history, key=lambda r: r["val_loss"])
+        run.log_metrics({"best_val_loss": best["val_loss"], "best_epoch": best["epoch"], "epochs_run": len(history)})
+        run.log_artifact(out_history)
+        run.log_artifact(out_model, "checkpoint")
+    return meta
+
+
+def main(smk) -> None:
+    with logged(smk.log[0]):
+        set_threads(smk.threads)
+        w = smk.wildcards
+        train_fold(
+            smk.config, w.experiment, w.arch, int(w.fold), Path(smk.input.card).parent, smk.input.split,
+            Path(smk.input.augmented).parent if smk.input.get("augmented") else None,
+            smk.output.model, smk.output.history,
+        )
+
+
+def init_tracking(smk) -> None:
+    """Create the MLflow store and experiments before parallel jobs race to do it."""
+    from deepsky.data.storage import write_json
+    from deepsky.tracking import init_store, resolve_uri
+
+    with logged(smk.log[0]):
+        tracking = smk.config["tracking"]
+        ids = init_store(tracking["uri"], tracking.get("artifact_root"), list(smk.config["experiments"]))
+        write_json(smk.output[0], {"uri": resolve_uri(tracking["uri"]), "experiments": ids})
+        print(f"MLflow store ready at {resolve_uri(tracking['uri'])}: {ids}")

@@ -1,0 +1,112 @@
+import os
+import sys
+import uuid
+from pathlib import Path
+
+# Run from a checkout even where the package is not installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from deepsky.config import validate_config
+
+validate_config(config)
+
+# Groups the MLflow runs of one workflow invocation (jobs are separate processes).
+os.environ.setdefault("DEEPSKY_WORKFLOW_RUN", uuid.uuid4().hex[:12])
+
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9_]+",
+    experiment="[A-Za-z0-9_]+",
+    arch="[A-Za-z0-9_]+",
+    fold="[0-9]+",
+
+
+SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies"}
+
+
+def dataset_of(experiment):
+    return config["experiments"][experiment]["dataset"]
+
+
+def experiment_folds(experiment):
+    folds = config["experiments"][experiment].get("folds", "all")
+    if folds == "all":
+        return list(range(config["datasets"][dataset_of(experiment)]["split"]["k_folds"]))
+    return list(folds)
+
+
+def fold_paths(experiment, pattern):
+    """pattern formatted for every (architecture, fold) of an experiment."""
+    exp = config["experiments"][experiment]
+    return [
+        pattern.format(experiment=experiment, arch=arch, fold=fold)
+        for arch in exp["architectures"]
+        for fold in experiment_folds(experiment)
+    ]
+
+
+def dataset_targets(name):
+    targets = [
+        f"results/data/{name}/card.json",
+        f"results/data/{name}/figures/002-lens-nonlens-examples.png",
+        f"results/data/{name}/figures/002-data-augmentation.png",
+    ]
+    if config["datasets"][name].get("export_fits", False):
+        targets.append(f"results/data/{name}/fits")
+    return targets
+
+
+def experiment_targets(experiment):
+    return [
+        f"results/{experiment}/summary.csv",
+        f"results/{experiment}/figures/004-roc-curves.png",
+        f"results/{experiment}/figures/001-train-validation-loss.png",
+        f"results/{experiment}/figures/002-metcalf19-table.png",
+    ]
+
+
+def all_targets():
+    used = {dataset_of(e) for e in config["experiments"]}
+    targets = [t for name in sorted(used) for t in dataset_targets(name)]
+    for experiment in config["experiments"]:
+        targets += experiment_targets(experiment)
+    return targets
+
+
+def train_inputs(wildcards):
+    dataset = dataset_of(wildcards.experiment)
+    inputs = {
+        "card": f"results/data/{dataset}/card.json",
+        "split": f"results/data/{dataset}/split.parquet",
+        "tracking": "results/tracking/ready.json",
+    }
+    if config["experiments"][wildcards.experiment]["training"].get("augment", False):
+        inputs["augmented"] = f"results/data/{dataset}/augmented/images.npy"
+    return inputs
+
+
+def evaluate_inputs(wildcards):
+    dataset = dataset_of(wildcards.experiment)
+    return {
+        "model": f"results/{wildcards.experiment}/{wildcards.arch}/fold{wildcards.fold}/model.pt",
+        "card": f"results/data/{dataset}/card.json",
+        "split": f"results/data/{dataset}/split.parquet",
+    }
+
+
+def summary_inputs(wildcards):
+    e = wildcards.experiment
+    return {
+        "metrics": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/metrics.json"),
+        "histories": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/history.csv"),
+    }
+
+
+def figure_inputs(wildcards):
+    e = wildcards.experiment
+    return {
+        "summary": f"results/{e}/summary.csv",
+        "predictions": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/predictions.parquet"),
+        "histories": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/history.csv"),
+        "card": f"results/data/{dataset_of(e)}/card.json",
+    }

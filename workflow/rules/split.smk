@@ -1,0 +1,12 @@
+# Stage 2: held-out test set, then stratified K folds of the rest (fold k validates model k).
+
+
+rule split_dataset:
+    input:
+        catalog="results/data/{dataset}/catalog.parquet",
+    output:
+        split="results/data/{dataset}/split.parquet",
+    log:
+        "logs/data/{dataset}/split.log",
+    script:
+        "../scripts/split.py"

@@ -1,0 +1,29 @@
+# Stage 4: one training job per (experiment, architecture, fold); `gpu=1` lets profiles route it.
+
+
+rule init_tracking:
+    output:
+        "results/tracking/ready.json",
+    log:
+        "logs/tracking/init.log",
+    script:
+        "../scripts/init_tracking.py"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        model="results/{experiment}/{arch}/fold{fold}/model.pt",
+        history="results/{experiment}/{arch}/fold{fold}/history.csv",
+    log:
+        "logs/{experiment}/{arch}/fold{fold}/train.log",
+    benchmark:
+        "results/benchmarks/{experiment}/{arch}/fold{fold}/train.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=6000,
+        runtime=120,
+    script:
+        "../scripts/train.py"
