@@ -30,7 +30,7 @@ def asinh_stretch(images: np.ndarray) -> np.ndarray:
 
 
 def to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(asinh_stretch(images)), torch.as_tensor(labels, dtype=torch.long)
+    return torch.from_numpy(asinh_stretch(images)), torch.from_numpy(np.array(labels, dtype=np.int64))
 
 
 def load_fold(dataset_dir: str | Path, split_path: str | Path, fold: int, augmented_dir: str | Path | None = None):
