@@ -112,6 +112,13 @@ class Run:
         if batch:
             with_retries(self.client.log_batch, self.run_id, metrics=batch)
 
+    def log_missing_epochs(self, history: list[dict], key: str = "val_loss") -> None:
+        """After a crash, log the epochs the checkpoint holds but the store never received."""
+        logged = {m.step for m in with_retries(self.client.get_metric_history, self.run_id, key)}
+        for record in history:
+            if record["epoch"] not in logged:
+                self.log_metrics(record, step=record["epoch"])
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         with_retries(self.client.log_artifact, self.run_id, str(path), artifact_path)
 

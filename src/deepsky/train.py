@@ -33,7 +33,8 @@ def loss_function(num_outputs: int) -> nn.Module:
 
 
 def targets_for(loss: nn.Module, labels: torch.Tensor) -> torch.Tensor:
-    return labels.float() if isinstance(loss, nn.BCEWithLogitsLoss) else labels
+    """BCE wants float targets shaped like the (N, 1) logits; cross-entropy wants class indices."""
+    return labels.float().unsqueeze(1) if isinstance(loss, nn.BCEWithLogitsLoss) else labels
 
 
 def scores_from_logits(logits: torch.Tensor) -> torch.Tensor:

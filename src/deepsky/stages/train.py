@@ -34,9 +34,10 @@ def train_fold(
     kwargs = exp.get("model_kwargs", {}).get(arch, {})
     model = create_model(arch, in_channels, num_outputs, image_size=image_size, **kwargs).to(device)
     checkpoint = Path(out_model).parent / "checkpoints" / "last.pt"
-    previous_run = None
+    previous_run, previous_history = None, []
     if checkpoint.exists():
-        previous_run = torch.load(checkpoint, map_location="cpu", weights_only=True).get("run_id")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        previous_run, previous_history = state.get("run_id"), state["history"]
 
     tags = experiment_tags(config, experiment, card, architecture=arch, fold=fold, stage="train")
     run_name = f"train/{experiment}/{arch}/fold{fold}"
@@ -54,6 +55,8 @@ def train_fold(
                     "config": experiment_slice(config, experiment),
                 }
             )
+        else:
+            run.log_missing_epochs(previous_history)
         history, best_state = fit(
             model, data["train"], data["val"], settings, device, seed, checkpoint, num_outputs,
             on_epoch=lambda record: run.log_metrics(record, step=record["epoch"]), run_id=run.run_id,

@@ -1,0 +1,106 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepsky.data import storage
+from deepsky.stages.train import train_fold
+from tests.conftest import ROOT, tiny_config
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys, torch
+    from deepsky.stages.train import train_fold
+    torch.set_num_threads(1)
+    config, data, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    train_fold(config, "tiny", "winning_cnn", 0, data, data + "/split.parquet", None, out + "/model.pt", out + "/history.csv")
+    """
+)
+
+
+def run_training(config, data, out):
+    import json
+
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, json.dumps(config), str(data), str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_resume_after_a_crash_gives_the_uninterrupted_result(rings, tmp_path):
+    config = tiny_config(tmp_path, epochs=6)
+    reference = tmp_path / "reference"
+    assert run_training(config, rings, reference).wait(timeout=300) == 0
+
+    crashed = tmp_path / "crashed"
+    process = run_training(config, rings, crashed)
+    checkpoint = crashed / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (crashed / "model.pt").exists(), "the job finished before it could be killed"
+    epoch_at_crash = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert epoch_at_crash < 5
+
+    resumed = run_training(config, rings, crashed)
+    log = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, log
+    assert f"resuming from {checkpoint} after epoch {epoch_at_crash}" in log
+    a = pd.read_csv(reference / "history.csv")
+    b = pd.read_csv(crashed / "history.csv")
+    columns = ["epoch", "train_loss", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    ref_state = torch.load(reference / "model.pt", weights_only=True)["state_dict"]
+    new_state = torch.load(crashed / "model.pt", weights_only=True)["state_dict"]
+    for key in ref_state:
+        assert torch.equal(ref_state[key], new_state[key]), key
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(config["tracking"]["uri"])
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert len(runs) == 2, "the resumed job must continue its run, not open a third"
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")]
+        assert sorted(steps) == [1, 2, 3, 4, 5, 6]
+
+
+def test_training_learns_and_is_tracked(rings, tmp_path):
+    config = tiny_config(tmp_path, epochs=4)
+    torch.set_num_threads(1)
+    meta = train_fold(config, "tiny", "winning_cnn", 1, rings, rings / "split.parquet", None,
+                      tmp_path / "m/model.pt", tmp_path / "m/history.csv")
+    history = pd.read_csv(tmp_path / "m/history.csv")
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert meta["num_outputs"] == 1 and meta["class_names"] == ["non-lens", "lens"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(config["tracking"]["uri"])
+    run = client.get_run(meta["train_run_id"])
+    assert run.data.tags["architecture"] == "winning_cnn" and run.data.tags["fold"] == "1"
+    for tag in ("git_commit", "config_hash", "data_sha256", "experiment"):
+        assert run.data.tags[tag]
+    assert run.data.params["architecture"] == "winning_cnn"
+    assert "config.experiment.training.epochs" in run.data.params
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"history.csv", "checkpoint"} <= artifacts
+
+
+def test_nan_loss_names_the_epoch(rings, tmp_path):
+    images = np.array(storage.load_images(rings / storage.IMAGES))
+    images[:, :, 0, 0] = np.nan
+    storage.save_images(rings / storage.IMAGES, images)
+    config = tiny_config(tmp_path)
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        train_fold(config, "tiny", "winning_cnn", 0, rings, rings / "split.parquet", None,
+                   tmp_path / "n/model.pt", tmp_path / "n/history.csv")
