@@ -1,0 +1,118 @@
+"""The workflow end to end on a tiny config, in a temporary directory."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+TINY = {
+    "seed": 7,
+    "datasets": {
+        "lenses": {
+            "n_per_class": 24,
+            "export_fits": True,
+            "simulation": {"image_size": 32},
+            "split": {"test_fraction": 0.25, "k_folds": 2},
+            "augmentation": {"copies": 1, "dihedral": True, "max_shift": 1, "noise_sigma": 0.0},
+        }
+    },
+    "experiments": {
+        "lens_finding": {
+            "architectures": ["simple_cnn", "winning_cnn"],
+            "training": {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3, "patience": 2, "augment": True},
+        }
+    },
+}
+
+
+def snakemake(workdir, *args, env=None):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/results/mlflow.db"}
+    result = snakemake(workdir, "--configfile", "tiny.yaml", "--cores", "2", env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_outputs(tiny_run):
+    results = tiny_run / "results"
+    summary = pd.read_csv(results / "lens_finding/summary.csv")
+    assert list(summary["architecture"]) == ["simple_cnn", "winning_cnn"]
+    assert (summary["n_folds"] == 2).all()
+    assert summary["auroc_mean"].between(0, 1).all()
+    for name in ["004-roc-curves", "001-train-validation-loss", "002-metcalf19-table"]:
+        assert (results / f"lens_finding/figures/{name}.png").stat().st_size > 10_000
+        assert (results / f"lens_finding/figures/{name}.pdf").exists()
+    card = json.loads((results / "data/lenses/card.json").read_text())
+    assert card["n_images"] == 48 and card["counts"] == {"non-lens": 24, "lens": 24}
+    assert len(list((results / "data/lenses/fits").glob("*.fits"))) == 48
+    predictions = pd.read_parquet(results / "lens_finding/winning_cnn/fold1/predictions.parquet")
+    split = pd.read_parquet(results / "data/lenses/split.parquet")
+    assert set(predictions["index"]) == set(split.loc[split["split"] == "test", "index"])
+    for rule_log in ["data/lenses/simulate.log", "lens_finding/simple_cnn/fold0/train.log"]:
+        assert (tiny_run / "logs" / rule_log).stat().st_size > 0
+
+
+def test_mlflow_runs(tiny_run):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tiny_run}/results/mlflow.db")
+    experiment = client.get_experiment_by_name("lens_finding")
+    runs = client.search_runs([experiment.experiment_id])
+    names = sorted(r.info.run_name for r in runs)
+    expected = sorted(
+        [f"{stage}/lens_finding/{arch}/fold{fold}" for stage in ("train", "evaluate")
+         for arch in ("simple_cnn", "winning_cnn") for fold in (0, 1)] + ["figures/lens_finding"]
+    )
+    assert names == expected
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["workflow_run"] for r in runs}) == 1
+    evaluation = next(r for r in runs if r.info.run_name == "evaluate/lens_finding/winning_cnn/fold0")
+    assert 0 <= evaluation.data.metrics["test_auroc"] <= 1
+    assert {"test_tpr0", "test_tpr10", "test_accuracy"} <= set(evaluation.data.metrics)
+    train = next(r for r in runs if r.info.run_name == "train/lens_finding/simple_cnn/fold1")
+    assert len(client.get_metric_history(train.info.run_id, "val_loss")) == 2
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    result = snakemake(tiny_run, "--configfile", "tiny.yaml", "--cores", "1", "-n")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_predict_on_exported_fits(tiny_run, tmp_path):
+    fits_dir = tiny_run / "results/data/lenses/fits"
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not a fits file")
+    out = tmp_path / "scores.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "deepsky.cli", "predict", "--model",
+         str(tiny_run / "results/lens_finding/winning_cnn/fold0/model.pt"), str(fits_dir), str(bad), "-o", str(out)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 1  # one file could not be scored
+    assert "bad.fits" in result.stderr and "not a readable FITS" in result.stderr
+    scores = pd.read_csv(out)
+    assert len(scores) == 48 and scores["score_lens"].between(0, 1).all()
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["experiments"]["lens_finding"]["training"]["epochs"] = "many"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = snakemake(tmp_path, "--configfile", "bad.yaml", "--cores", "1")
+    assert result.returncode != 0
+    assert "experiments.lens_finding.training.epochs" in result.stderr
+    assert not (tmp_path / "results").exists()
