@@ -83,6 +83,16 @@ def _check_cross_references(config: dict) -> None:
                     f"config key 'experiments.{name}.architectures[{i}]': unknown architecture '{arch}' "
                     f"(known: {', '.join(sorted(known))})"
                 )
+        for variant, spec in experiment.get("variants", {}).items():
+            if spec["architecture"] not in known:
+                problems.append(
+                    f"config key 'experiments.{name}.variants.{variant}.architecture': unknown architecture "
+                    f"'{spec['architecture']}' (known: {', '.join(sorted(known))})"
+                )
+            if variant in experiment.get("architectures", []):
+                problems.append(f"config key 'experiments.{name}.variants.{variant}': also listed in architectures")
+        if not experiment.get("architectures") and not experiment.get("variants"):
+            problems.append(f"config key 'experiments.{name}': needs architectures or variants")
         folds = experiment.get("folds")
         k = datasets.get(experiment["dataset"], {}).get("split", {}).get("k_folds")
         if isinstance(folds, list) and k is not None:
@@ -91,6 +101,21 @@ def _check_cross_references(config: dict) -> None:
                     problems.append(f"config key 'experiments.{name}.folds': fold {fold} >= k_folds {k}")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def experiment_members(experiment: dict) -> list[str]:
+    """Names trained in an experiment: plain architectures, then named variants."""
+    return list(experiment.get("architectures", [])) + list(experiment.get("variants", {}))
+
+
+def resolve_member(experiment: dict, name: str) -> tuple[str, dict, dict]:
+    """(registry architecture, model kwargs, training settings) of an experiment member."""
+    variant = experiment.get("variants", {}).get(name)
+    if variant is None:
+        if name not in experiment.get("architectures", []):
+            raise ConfigError(f"'{name}' is neither an architecture nor a variant of this experiment")
+        return name, dict(experiment.get("model_kwargs", {}).get(name, {})), dict(experiment["training"])
+    return variant["architecture"], dict(variant.get("model_kwargs", {})), {**experiment["training"], **variant.get("training", {})}
 
 
 def load_config(path: str | Path) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 # Run from a checkout even where the package is not installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from deepsky.config import validate_config
+from deepsky.config import experiment_members, resolve_member, validate_config
 
 validate_config(config)
 
@@ -37,10 +37,9 @@ def experiment_folds(experiment):
 
 def fold_paths(experiment, pattern):
     """pattern formatted for every (architecture, fold) of an experiment."""
-    exp = config["experiments"][experiment]
     return [
         pattern.format(experiment=experiment, arch=arch, fold=fold)
-        for arch in exp["architectures"]
+        for arch in experiment_members(config["experiments"][experiment])
         for fold in experiment_folds(experiment)
     ]
 
@@ -80,7 +79,8 @@ def train_inputs(wildcards):
         "split": f"results/data/{dataset}/split.parquet",
         "tracking": "results/tracking/ready.json",
     }
-    if config["experiments"][wildcards.experiment]["training"].get("augment", False):
+    _, _, training = resolve_member(config["experiments"][wildcards.experiment], wildcards.arch)
+    if training.get("augment", False):
         inputs["augmented"] = f"results/data/{dataset}/augmented/images.npy"
     return inputs
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from deepsky.config import resolve_member
 from deepsky.data import storage
 from deepsky.data.tensors import load_fold
 from deepsky.models import count_parameters, create_model
@@ -19,7 +20,7 @@ def train_fold(
     config: dict, experiment: str, arch: str, fold: int, data_dir, split_path, augmented_dir, out_model, out_history
 ) -> dict:
     exp = config["experiments"][experiment]
-    settings = exp["training"]
+    architecture, kwargs, settings = resolve_member(exp, arch)
     card = storage.read_card(data_dir)
     class_names = card["class_names"]
     num_outputs = 1 if len(class_names) == 2 else len(class_names)
@@ -31,21 +32,23 @@ def train_fold(
 
     data = load_fold(data_dir, split_path, fold, augmented_dir if settings.get("augment", False) else None)
     in_channels, image_size = data["train"][0].shape[1], data["train"][0].shape[-1]
-    kwargs = exp.get("model_kwargs", {}).get(arch, {})
-    model = create_model(arch, in_channels, num_outputs, image_size=image_size, **kwargs).to(device)
+    model = create_model(architecture, in_channels, num_outputs, image_size=image_size, **kwargs).to(device)
     checkpoint = Path(out_model).parent / "checkpoints" / "last.pt"
     previous_run, previous_history = None, []
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         previous_run, previous_history = state.get("run_id"), state["history"]
 
-    tags = experiment_tags(config, experiment, card, architecture=arch, fold=fold, stage="train")
+    tags = experiment_tags(config, experiment, card, architecture=architecture, member=arch, fold=fold, stage="train")
     run_name = f"train/{experiment}/{arch}/fold{fold}"
     with Run(config["tracking"], experiment, run_name, tags, run_id=previous_run) as run:
         if previous_run is None:
             run.log_params(
                 {
-                    "architecture": arch,
+                    "architecture": architecture,
+                    "member": arch,
+                    "model_kwargs": kwargs,
+                    "training": settings,
                     "fold": fold,
                     "seed": seed,
                     "device": device.type,
@@ -62,7 +65,8 @@ def train_fold(
             on_epoch=lambda record: run.log_metrics(record, step=record["epoch"]), run_id=run.run_id,
         )
         meta = {
-            "architecture": arch,
+            "architecture": architecture,
+            "member": arch,
             "model_kwargs": kwargs,
             "in_channels": int(in_channels),
             "image_size": int(image_size),
