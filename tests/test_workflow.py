@@ -74,7 +74,8 @@ def test_mlflow_runs(tiny_run):
     names = sorted(r.info.run_name for r in runs)
     expected = sorted(
         [f"{stage}/lens_finding/{arch}/fold{fold}" for stage in ("train", "evaluate")
-         for arch in ("simple_cnn", "winning_cnn") for fold in (0, 1)] + ["figures/lens_finding"]
+         for arch in ("simple_cnn", "winning_cnn") for fold in (0, 1)]
+        + [f"figure/lens_finding/{stem}" for stem in ("001-train-validation-loss", "004-roc-curves", "002-metcalf19-table")]
     )
     assert names == expected
     assert {r.info.status for r in runs} == {"FINISHED"}

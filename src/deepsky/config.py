@@ -118,6 +118,24 @@ def resolve_member(experiment: dict, name: str) -> tuple[str, dict, dict]:
     return variant["architecture"], dict(variant.get("model_kwargs", {})), {**experiment["training"], **variant.get("training", {})}
 
 
+FIXED_CLASSES = {
+    "simulate_lenses": ["non-lens", "lens"],
+    "bologna": ["non-lens", "lens"],
+    "simulate_galaxies": ["round", "edge_on", "spiral"],
+    "cats_dogs": ["cat", "dog"],
+}
+LENS_SOURCES = {"simulate_lenses", "bologna"}
+
+
+def dataset_class_names(dataset: dict) -> list[str]:
+    """Class names in label order, known before any data exist (targets depend on them)."""
+    if dataset["source"] == "galaxy10":
+        if "class_map" not in dataset:
+            raise ConfigError("a galaxy10 dataset needs 'class_map' (our class -> Galaxy10 label ids)")
+        return list(dataset["class_map"])
+    return list(FIXED_CLASSES[dataset["source"]])
+
+
 def load_config(path: str | Path) -> dict:
     with open(path) as handle:
         config = yaml.safe_load(handle)

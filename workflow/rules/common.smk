@@ -6,7 +6,7 @@ from pathlib import Path
 # Run from a checkout even where the package is not installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from deepsky.config import experiment_members, resolve_member, validate_config
+from deepsky.config import LENS_SOURCES, dataset_class_names, experiment_members, resolve_member, validate_config
 
 validate_config(config)
 
@@ -44,24 +44,38 @@ def fold_paths(experiment, pattern):
     ]
 
 
+def dataset_figure_stems(name):
+    source = config["datasets"][name]["source"]
+    stems = ["002-lens-nonlens-examples" if source in LENS_SOURCES else "003-class-examples"]
+    if config["datasets"][name].get("augmentation", {}).get("copies", 0) > 0:
+        stems.append("002-data-augmentation")
+    return stems
+
+
 def dataset_targets(name):
-    targets = [
-        f"results/data/{name}/card.json",
-        f"results/data/{name}/figures/002-lens-nonlens-examples.png",
-        f"results/data/{name}/figures/002-data-augmentation.png",
-    ]
+    targets = [f"results/data/{name}/card.json"]
+    targets += [f"results/data/{name}/figures/{stem}.png" for stem in dataset_figure_stems(name)]
     if config["datasets"][name].get("export_fits", False):
         targets.append(f"results/data/{name}/fits")
     return targets
 
 
+def experiment_figure_stems(experiment):
+    dataset = config["datasets"][dataset_of(experiment)]
+    stems = ["001-train-validation-loss"]
+    if len(dataset_class_names(dataset)) == 2:
+        stems.append("004-roc-curves")
+        if dataset["source"] in LENS_SOURCES:
+            stems.append("002-metcalf19-table")
+    else:
+        stems += ["004-confusion-matrix", "004-roc-one-vs-rest"]
+    return stems
+
+
 def experiment_targets(experiment):
-    return [
-        f"results/{experiment}/summary.csv",
-        f"results/{experiment}/figures/004-roc-curves.png",
-        f"results/{experiment}/figures/001-train-validation-loss.png",
-        f"results/{experiment}/figures/002-metcalf19-table.png",
-    ]
+    targets = [f"results/{experiment}/summary.csv"]
+    targets += [f"results/{experiment}/figures/{stem}.png" for stem in experiment_figure_stems(experiment)]
+    return targets
 
 
 def all_targets():

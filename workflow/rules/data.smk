@@ -32,24 +32,37 @@ rule export_fits:
         "../scripts/export_fits.py"
 
 
-rule dataset_figures:
+rule example_grid:
     input:
         images="results/data/{dataset}/images.npy",
         catalog="results/data/{dataset}/catalog.parquet",
     output:
-        examples=report(
-            "results/data/{dataset}/figures/002-lens-nonlens-examples.png",
+        report(
+            "results/data/{dataset}/figures/{stem}.png",
             caption="../report/examples.rst",
-            category="Lens finding",
-            subcategory="Data",
-        ),
-        augmentation=report(
-            "results/data/{dataset}/figures/002-data-augmentation.png",
-            caption="../report/augmentation.rst",
-            category="Lens finding",
-            subcategory="Data",
+            category="Datasets",
+            subcategory="{dataset}",
         ),
     log:
-        "logs/data/{dataset}/figures.log",
+        "logs/data/{dataset}/figures/{stem}.log",
+    wildcard_constraints:
+        stem="002-lens-nonlens-examples|003-class-examples",
     script:
-        "../scripts/dataset_figures.py"
+        "../scripts/example_grid.py"
+
+
+rule augmentation_figure:
+    input:
+        images="results/data/{dataset}/images.npy",
+        catalog="results/data/{dataset}/catalog.parquet",
+    output:
+        report(
+            "results/data/{dataset}/figures/002-data-augmentation.png",
+            caption="../report/augmentation.rst",
+            category="Datasets",
+            subcategory="{dataset}",
+        ),
+    log:
+        "logs/data/{dataset}/figures/002-data-augmentation.log",
+    script:
+        "../scripts/augmentation_figure.py"

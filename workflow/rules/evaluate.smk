@@ -25,7 +25,7 @@ rule summarize:
         summary=report(
             "results/{experiment}/summary.csv",
             caption="../report/summary.rst",
-            category="Lens finding",
+            category="{experiment}",
             subcategory="Results",
         ),
         per_fold="results/{experiment}/per_fold.csv",

@@ -1,5 +1,5 @@
-"""Figures of the lens-finding experiment: ROC band across folds, loss curves, examples,
-augmentation, and the Metcalf+19-style results table."""
+"""Figures of classification experiments (lens finding first): ROC band across folds, loss
+curves, example grids, augmentation, and the Metcalf+19-style results table."""
 
 from __future__ import annotations
 
@@ -69,17 +69,20 @@ def loss_curves(histories: dict[tuple[str, int], pd.DataFrame], png_path) -> Non
     save_figure(fig, png_path)
 
 
-def examples(images: np.ndarray, catalog: pd.DataFrame, png_path, per_row: int = 6) -> None:
-    """Rows of lenses and of each non-lens kind, as colour composites."""
-    kinds = list(dict.fromkeys(["lens"] + sorted(k for k in catalog["kind"].unique() if k != "lens")))
+def examples(images: np.ndarray, catalog: pd.DataFrame, png_path, title: str, per_row: int = 6) -> None:
+    """One row per kind of object (lens first, then each contaminant) or per class."""
+    column = "kind" if "kind" in catalog else "class_name"
+    kinds = list(dict.fromkeys(catalog[column]))
+    if "lens" in kinds:
+        kinds = ["lens"] + sorted(k for k in kinds if k != "lens")
     fig, axes = plt.subplots(len(kinds), per_row, figsize=(1.9 * per_row, 2.0 * len(kinds)))
     axes = np.atleast_2d(axes)
     for row, kind in zip(axes, kinds):
-        picks = catalog.loc[catalog["kind"] == kind, "index"].to_numpy()[:per_row]
+        picks = catalog.loc[catalog[column] == kind, "index"].to_numpy()[:per_row]
         image_grid(row, [images[i] for i in picks])
-        row[0].text(-0.1, 0.5, kind.replace("_", " "), transform=row[0].transAxes, rotation=90,
+        row[0].text(-0.1, 0.5, str(kind).replace("_", " "), transform=row[0].transAxes, rotation=90,
                     ha="right", va="center", fontsize=13)
-    fig.suptitle("LENS (top row) and NON-LENS contaminants")
+    fig.suptitle(title)
     save_figure(fig, png_path)
 
 

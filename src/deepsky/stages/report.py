@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepsky.data import storage
-from deepsky.figures import lens_finding
+from deepsky.figures import classification, lens_finding
 from deepsky.stages.common import experiment_tags, logged
 from deepsky.tracking import Run
 
@@ -54,32 +54,57 @@ def summary_main(smk) -> None:
         print(summary.to_string())
 
 
-def figures_main(smk) -> None:
-    experiment = smk.wildcards.experiment
+def figure_main(smk) -> None:
+    """Draw one experiment figure (smk.params.figure) and log it to the experiment's MLflow run."""
+    experiment, name = smk.wildcards.experiment, smk.params.figure
     with logged(smk.log[0]):
-        summary = pd.read_csv(smk.input.summary)
-        predictions = pd.concat([pd.read_parquet(p) for p in smk.input.predictions])
-        histories = {arch_fold(p): pd.read_csv(p) for p in smk.input.histories}
-        lens_finding.roc_band(predictions, smk.output.roc)
-        lens_finding.loss_curves(histories, smk.output.loss)
-        lens_finding.metcalf_table(summary, smk.output.table)
-
         card = storage.read_card(Path(smk.input.card).parent)
-        tags = experiment_tags(smk.config, experiment, card, stage="figures")
-        with Run(smk.config["tracking"], experiment, f"figures/{experiment}", tags) as run:
-            run.log_metrics({f"{r.architecture}.auroc_mean": r.auroc_mean for r in summary.itertuples()})
-            for path in [smk.input.summary, smk.output.roc, smk.output.loss, smk.output.table]:
-                run.log_artifact(path, "figures")
+        png = smk.output[0]
+        if name == "loss_curves":
+            lens_finding.loss_curves({arch_fold(p): pd.read_csv(p) for p in smk.input.histories}, png)
+        elif name == "metcalf_table":
+            lens_finding.metcalf_table(pd.read_csv(smk.input.summary), png)
+        else:
+            predictions = pd.concat([pd.read_parquet(p) for p in smk.input.predictions])
+            if name == "roc_band":
+                lens_finding.roc_band(predictions, png)
+            elif name == "confusion_matrices":
+                classification.confusion_matrices(predictions, card["class_names"], png)
+            elif name == "one_vs_rest_roc":
+                classification.one_vs_rest_roc(predictions, card["class_names"], png)
+            else:
+                raise ValueError(f"unknown experiment figure '{name}'")
+        log_figure(smk.config, experiment, card, png)
 
 
-def dataset_figures(smk) -> None:
+def log_figure(config: dict, experiment: str, card: dict, png) -> None:
+    stem = Path(png).stem
+    tags = experiment_tags(config, experiment, card, stage="figure", figure=stem)
+    with Run(config["tracking"], experiment, f"figure/{experiment}/{stem}", tags) as run:
+        run.log_artifact(png, "figures")
+        run.log_artifact(Path(png).with_suffix(".pdf"), "figures")
+
+
+EXAMPLE_TITLES = {
+    "002-lens-nonlens-examples": "LENS (top row) and NON-LENS contaminants",
+    "003-class-examples": "Examples of each class",
+}
+
+
+def example_grid(smk) -> None:
+    with logged(smk.log[0]):
+        stem = Path(smk.output[0]).stem
+        images = storage.load_images(smk.input.images)
+        catalog = pd.read_parquet(smk.input.catalog)
+        lens_finding.examples(images, catalog, smk.output[0], EXAMPLE_TITLES[stem])
+
+
+def augmentation_figure(smk) -> None:
     name = smk.wildcards.dataset
     with logged(smk.log[0]):
         images = storage.load_images(smk.input.images)
         catalog = pd.read_parquet(smk.input.catalog)
-        lens_finding.examples(images, catalog, smk.output.examples)
-        settings = smk.config["datasets"][name].get("augmentation", {}) or {"dihedral": True, "max_shift": 2}
-        first_lens = int(catalog.loc[catalog["label"] == 1, "index"].iloc[0])
-        lens_finding.augmentation_examples(
-            images[first_lens], settings, smk.config["seed"], smk.output.augmentation
-        )
+        settings = smk.config["datasets"][name]["augmentation"]
+        # A lens (label 1) shows the symmetry best; any image does for other datasets.
+        index = int(catalog.loc[catalog["label"] == catalog["label"].max(), "index"].iloc[0])
+        lens_finding.augmentation_examples(images[index], settings, smk.config["seed"], smk.output[0])
