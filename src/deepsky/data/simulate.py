@@ -99,7 +99,9 @@ def simulate_dataset(source: str, n_per_class: int, simulation: dict, seed: int,
             _collect(_render_chunk(job), results, params, bar)
     bar.close()
     images = np.stack(results).astype(np.float32)
-    catalog = pd.concat([plan, pd.DataFrame(params)], axis=1)
+    drawn = pd.DataFrame(params)
+    # The plan is the authority on index, label and kind; renderers may echo them.
+    catalog = pd.concat([plan, drawn.drop(columns=[c for c in plan.columns if c in drawn])], axis=1)
     return images, catalog, cfg
 
 
@@ -108,6 +110,11 @@ def _collect(chunk, results, params, bar):
         results[index] = image
         params[index] = p
     bar.update(len(chunk))
+
+
+def band_names(sim_cfg: dict) -> list[str]:
+    """Band names whether the simulator lists bands as names or as dicts of settings."""
+    return [b["name"] if isinstance(b, dict) else str(b) for b in sim_cfg.get("bands", [])]
 
 
 def write_simulated_dataset(out_dir: str | Path, name: str, dataset_cfg: dict, seed: int, workers: int = 1) -> dict:
@@ -129,6 +136,6 @@ def write_simulated_dataset(out_dir: str | Path, name: str, dataset_cfg: dict, s
         class_names=list(simulator.classes),
         catalog=catalog,
         images_shape=images.shape,
-        bands=list(sim_cfg.get("bands", [])),
+        bands=band_names(sim_cfg),
         provenance={"simulation": sim_cfg, "seed": seed, "citation": simulator.citation, "licence": "CC-BY-4.0 (simulated here)"},
     )

@@ -109,9 +109,10 @@ def metcalf_table(summary: pd.DataFrame, png_path) -> None:
         for r in summary.itertuples()
     ]
     rows += [[name, "Metcalf+19 ground", f"{a:.2f}", f"{t0:.2f}", f"{t10:.2f}"] for name, a, t0, t10 in METCALF19_GROUND]
-    fig, ax = plt.subplots(figsize=(11, 0.5 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(14, 0.5 * len(rows) + 1.2))
     ax.axis("off")
-    table = ax.table(cellText=rows, colLabels=["Name", "data", "AUROC", "TPR₀", "TPR₁₀"], loc="center", cellLoc="center")
+    table = ax.table(cellText=rows, colLabels=["Name", "data", "AUROC", "TPR₀", "TPR₁₀"], loc="center",
+                     cellLoc="center", colWidths=[0.33, 0.24, 0.17, 0.13, 0.13])
     table.auto_set_font_size(False)
     table.set_fontsize(13)
     table.scale(1, 1.6)
