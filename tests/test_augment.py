@@ -69,3 +69,13 @@ def test_training_set_of_a_fold_only_holds_copies_of_its_training_images(tmp_pat
     held_out = set(data["val_index"]) | set(data["test_index"])
     assert not set(data["train_augmented_sources"]) & held_out
     assert len(data["train"][0]) == len(data["train_index"]) * 3
+
+
+def test_mirror_only_for_pictures_with_an_up():
+    image = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    seen = set()
+    for seed in range(20):
+        out, info = augment_one(image, np.random.default_rng(seed), {"dihedral": False, "mirror": True})
+        seen.add(info["dihedral"])
+        assert np.array_equal(out, image) or np.array_equal(out, image[..., ::-1])
+    assert seen == {0, 4}

@@ -11,24 +11,28 @@ import yaml
 
 from tests.conftest import ROOT
 
-TINY = {
-    "seed": 7,
-    "datasets": {
-        "lenses": {
-            "n_per_class": 24,
-            "export_fits": True,
-            "simulation": {"image_size": 32},
-            "split": {"test_fraction": 0.25, "k_folds": 2},
-            "augmentation": {"copies": 1, "dihedral": True, "max_shift": 1, "noise_sigma": 0.0},
-        }
-    },
-    "experiments": {
-        "lens_finding": {
-            "architectures": ["simple_cnn", "winning_cnn"],
-            "training": {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3, "patience": 2, "augment": True},
-        }
-    },
-}
+
+
+def tiny_config(experiments=("lens_finding",)) -> dict:
+    """The default config cut down to a few experiments on tiny data."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["experiments"] = {name: config["experiments"][name] for name in experiments}
+    used = {exp["dataset"] for exp in config["experiments"].values()}
+    config["datasets"] = {name: d for name, d in config["datasets"].items() if name in used}
+    config["seed"] = 7
+    for dataset in config["datasets"].values():
+        dataset["split"] = {"test_fraction": 0.25, "k_folds": 2}
+        if "n_per_class" in dataset:
+            dataset["n_per_class"] = 24
+            dataset["simulation"] = {"image_size": 32}
+    for experiment in config["experiments"].values():
+        experiment["architectures"] = ["simple_cnn", "winning_cnn"]
+        experiment["folds"] = "all"
+        experiment["training"].update(epochs=2, batch_size=16, patience=2)
+    return config
+
+
+TINY = tiny_config(("lens_finding", "galaxy_morphology"))
 
 
 def snakemake(workdir, *args, env=None):
@@ -117,3 +121,44 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "experiments.lens_finding.training.epochs" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_multiclass_experiment(tiny_run):
+    results = tiny_run / "results/galaxy_morphology"
+    summary = pd.read_csv(results / "summary.csv")
+    assert {"accuracy_mean", "auroc_macro_ovr_mean"} <= set(summary.columns)
+    for stem in ["004-confusion-matrix", "004-roc-one-vs-rest", "001-train-validation-loss"]:
+        assert (results / f"figures/{stem}.png").exists()
+    predictions = pd.read_parquet(results / "winning_cnn/fold0/predictions.parquet")
+    probabilities = predictions[["p_round", "p_edge_on", "p_spiral"]].to_numpy()
+    assert abs(probabilities.sum(axis=1) - 1).max() < 1e-5
+
+
+def test_real_galaxy10_file_runs_the_same_experiment(tmp_path):
+    """Pointing config at a Galaxy10 file (format-faithful fixture) runs the experiment on it."""
+    from tests.test_realdata import _write_galaxy10
+
+    _write_galaxy10(tmp_path / "Galaxy10.h5", n=120)
+    config = tiny_config(("galaxy_morphology_sdss",))
+    config["datasets"]["galaxy10_sdss"]["path"] = str(tmp_path / "Galaxy10.h5")
+    config["experiments"]["galaxy_morphology_sdss"]["architectures"] = ["simple_cnn"]
+    config["experiments"]["galaxy_morphology_sdss"]["training"]["epochs"] = 1
+    (tmp_path / "real.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", "real.yaml", "--cores", "2",
+                       env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    card = json.loads((tmp_path / "results/data/galaxy10_sdss/card.json").read_text())
+    # 120 rows with labels 0..9 cycling: 12 round (1), 36 edge-on (4,5,6), 36 spiral (7,8,9).
+    assert card["counts"] == {"round": 12, "edge_on": 36, "spiral": 36}
+    assert card["provenance"]["archive_sha256"]
+    assert (tmp_path / "results/galaxy_morphology_sdss/figures/004-confusion-matrix.png").exists()
+
+
+def test_real_data_experiment_is_skipped_offline(tmp_path):
+    config = tiny_config(("lens_finding", "cats_vs_dogs"))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", "c.yaml", "--cores", "1", "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipping experiment 'cats_vs_dogs'" in result.stderr
+    assert "download_all" in result.stderr
+    assert "results/cats_vs_dogs" not in result.stdout

@@ -24,6 +24,45 @@ wildcard_constraints:
 SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies"}
 
 
+def wildcard_choice(names):
+    """A wildcard regex matching exactly these names (nothing if there are none)."""
+    return "|".join(names) if names else "(?!x)x"
+
+
+def simulated_datasets():
+    return [n for n, d in config["datasets"].items() if d["source"] in SIMULATED_SOURCES]
+
+
+def real_datasets():
+    return [n for n, d in config["datasets"].items() if d["source"] not in SIMULATED_SOURCES]
+
+
+def real_archive_path(name):
+    from deepsky.stages.real_data import archive_path
+
+    return str(archive_path(name, config["datasets"][name]))
+
+
+def real_archive(wildcards):
+    return real_archive_path(wildcards.dataset)
+
+
+def runnable(experiment):
+    """Real-data experiments run when their archive is here or downloads are allowed."""
+    name = dataset_of(experiment)
+    if name in simulated_datasets() or config.get("download", False):
+        return True
+    if os.path.exists(real_archive_path(name)):
+        return True
+    print(
+        f"deepsky: skipping experiment '{experiment}': {real_archive_path(name)} is not here. "
+        "Fetch it with `snakemake download_all --cores 1` (needs network) or set "
+        f"datasets.{name}.path to a local copy.",
+        file=sys.stderr,
+    )
+    return False
+
+
 def dataset_of(experiment):
     return config["experiments"][experiment]["dataset"]
 
@@ -79,9 +118,10 @@ def experiment_targets(experiment):
 
 
 def all_targets():
-    used = {dataset_of(e) for e in config["experiments"]}
+    experiments = [e for e in config["experiments"] if runnable(e)]
+    used = {dataset_of(e) for e in experiments}
     targets = [t for name in sorted(used) for t in dataset_targets(name)]
-    for experiment in config["experiments"]:
+    for experiment in experiments:
         targets += experiment_targets(experiment)
     return targets
 

@@ -9,6 +9,8 @@ rule simulate_dataset:
         card_md="results/data/{dataset}/card.md",
     log:
         "logs/data/{dataset}/simulate.log",
+    wildcard_constraints:
+        dataset=wildcard_choice(simulated_datasets()),
     benchmark:
         "results/benchmarks/data/{dataset}/simulate.tsv"
     threads: workflow.cores

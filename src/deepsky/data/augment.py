@@ -40,7 +40,10 @@ def background_sigma(image: np.ndarray) -> np.ndarray:
 
 
 def augment_one(image: np.ndarray, rng: np.random.Generator, settings: dict) -> tuple[np.ndarray, dict]:
-    k = int(rng.integers(8)) if settings.get("dihedral", True) else 0
+    if settings.get("dihedral", True):
+        k = int(rng.integers(8))
+    else:  # pictures with an up and a down: at most a left-right mirror (k = 4)
+        k = 4 * int(rng.integers(2)) if settings.get("mirror", False) else 0
     max_shift = int(settings.get("max_shift", 0))
     dy, dx = (int(v) for v in rng.integers(-max_shift, max_shift + 1, size=2)) if max_shift else (0, 0)
     out = shift(dihedral(image, k), dy, dx)

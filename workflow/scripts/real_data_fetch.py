@@ -1,0 +1,4 @@
+# Snakemake script: the work is in src/deepsky/stages/real_data.py
+from deepsky.stages.real_data import fetch
+
+fetch(snakemake)  # noqa: F821 (injected by Snakemake)
