@@ -99,6 +99,9 @@ def _check_cross_references(config: dict) -> None:
             for fold in folds:
                 if fold >= k:
                     problems.append(f"config key 'experiments.{name}.folds': fold {fold} >= k_folds {k}")
+    gradients = config.get("gradients")
+    if gradients and gradients["dataset"] not in datasets:
+        problems.append(f"config key 'gradients.dataset': unknown dataset '{gradients['dataset']}'")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 # Run from a checkout even where the package is not installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from deepsky.stages.report import PRACTICE_STEMS
 from deepsky.config import LENS_SOURCES, dataset_class_names, experiment_members, resolve_member, validate_config
 
 validate_config(config)
@@ -113,8 +114,18 @@ def experiment_figure_stems(experiment):
 
 def experiment_targets(experiment):
     targets = [f"results/{experiment}/summary.csv"]
-    targets += [f"results/{experiment}/figures/{stem}.png" for stem in experiment_figure_stems(experiment)]
+    stems = experiment_figure_stems(experiment)
+    stems += [PRACTICE_STEMS[f] for f in config["experiments"][experiment].get("figures", [])]
+    targets += [f"results/{experiment}/figures/{stem}.png" for stem in stems]
     return targets
+
+
+def gradient_input(filename):
+    return f"results/data/{config['gradients']['dataset']}/{filename}" if "gradients" in config else []
+
+
+def gradient_settings(wildcards):
+    return config["gradients"]
 
 
 def all_targets():
@@ -123,6 +134,8 @@ def all_targets():
     targets = [t for name in sorted(used) for t in dataset_targets(name)]
     for experiment in experiments:
         targets += experiment_targets(experiment)
+    if "gradients" in config:
+        targets.append("results/vanishing_gradients/figures/002-vanishing-gradients.png")
     return targets
 
 

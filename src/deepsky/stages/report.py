@@ -108,3 +108,68 @@ def augmentation_figure(smk) -> None:
         # A lens (label 1) shows the symmetry best; any image does for other datasets.
         index = int(catalog.loc[catalog["label"] == catalog["label"].max(), "index"].iloc[0])
         lens_finding.augmentation_examples(images[index], settings, smk.config["seed"], smk.output[0])
+
+
+PRACTICE_STEMS = {
+    "overfitting": "001-overfitting",
+    "dropout_batchnorm": "002-dropout-batchnorm",
+    "plain_vs_residual": "002-plain-vs-residual",
+    "batch_size": "004-batch-size",
+    "activations": "004-activation-functions-training",
+    "architecture_comparison": "001-architecture-accuracy",
+}
+
+
+def member_labels(experiment: dict) -> dict[str, str]:
+    from deepsky.config import experiment_members
+
+    variants = experiment.get("variants", {})
+    return {m: variants.get(m, {}).get("label", m) for m in experiment_members(experiment)}
+
+
+def member_parameters(experiment: dict, in_channels: int, num_outputs: int, image_size: int) -> dict[str, int]:
+    from deepsky.config import experiment_members, resolve_member
+    from deepsky.models import count_parameters, create_model
+
+    counts = {}
+    for member in experiment_members(experiment):
+        arch, kwargs, _ = resolve_member(experiment, member)
+        counts[member] = count_parameters(create_model(arch, in_channels, num_outputs, image_size=image_size, **kwargs))
+    return counts
+
+
+def practice_figure(smk) -> None:
+    """A training-practice comparison figure from the histories and summary of an experiment."""
+    from deepsky.config import resolve_member
+    from deepsky.figures import practice
+
+    experiment = smk.wildcards.experiment
+    stem = smk.wildcards.stem
+    exp = smk.config["experiments"][experiment]
+    with logged(smk.log[0]):
+        card = storage.read_card(Path(smk.input.card).parent)
+        histories = {arch_fold(p): pd.read_csv(p) for p in smk.input.histories}
+        labels = member_labels(exp)
+        summary = pd.read_csv(smk.input.summary)
+        png = smk.output[0]
+        if stem == "001-overfitting":
+            practice.fig_overfitting(histories, labels, png)
+        elif stem == "002-dropout-batchnorm":
+            practice.fig_validation_curves(histories, labels, png, "Dropout and batch normalisation on and off")
+        elif stem == "002-plain-vs-residual":
+            practice.fig_validation_curves(histories, labels, png, "Plain vs residual network of equal depth")
+        elif stem == "004-activation-functions-training":
+            practice.fig_validation_curves(histories, labels, png, "The same network with different activations")
+        elif stem == "004-batch-size":
+            sizes = {m: resolve_member(exp, m)[2]["batch_size"] for m in labels}
+            practice.fig_batch_size(histories, summary, labels, png, batch_sizes=sizes)
+        elif stem == "001-architecture-accuracy":
+            c, size = card["image_shape"][0], card["image_shape"][-1]
+            outputs = 1 if len(card["class_names"]) == 2 else len(card["class_names"])
+            params = member_parameters(exp, c, outputs, size)
+            table = summary.assign(n_parameters=summary["architecture"].map(params))
+            table.to_csv(Path(png).with_suffix(".csv"), index=False)
+            practice.fig_architecture_comparison(summary, params, png)
+        else:
+            raise ValueError(f"unknown practice figure '{stem}'")
+        log_figure(smk.config, experiment, card, png)
