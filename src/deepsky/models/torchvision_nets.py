@@ -30,15 +30,21 @@ logits tensor.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Optional
 
-import torchvision.models as tvm
 from torch import nn
-from torchvision.models.googlenet import BasicConv2d as GoogLeNetConv
-from torchvision.models.inception import BasicConv2d as InceptionConv
 
 from ._common import ResizeInput
 from .registry import register_model
+
+
+def _tvm():
+    """torchvision.models, imported on first use: it costs ~1.5 s per process, and most
+    workflow jobs (simulation, evaluation of lecture CNNs) never need it."""
+    import torchvision.models
+
+    return torchvision.models
 
 __all__ = ["build_resnet", "build_alexnet", "build_vgg", "build_googlenet", "build_inception_v3",
            "SMALL_INPUT_THRESHOLD"]
@@ -65,8 +71,8 @@ def build_resnet(arch: str, in_channels: int, num_classes: int, image_size: int,
                  reference: bool = False, small_input_stem: Optional[bool] = None) -> nn.Module:
     """torchvision ResNet/ResNeXt ``arch`` adapted to ``in_channels``/``num_classes``/size."""
     if reference:
-        return getattr(tvm, arch)(weights=None)
-    net = getattr(tvm, arch)(weights=None, num_classes=num_classes)
+        return getattr(_tvm(), arch)(weights=None)
+    net = getattr(_tvm(), arch)(weights=None, num_classes=num_classes)
     if _small(image_size, small_input_stem):
         net.conv1 = _kaiming_conv(nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False))
     elif in_channels != 3:
@@ -79,8 +85,8 @@ def build_alexnet(in_channels: int, num_classes: int, image_size: int, *,
                   reference: bool = False, min_input: int = ALEXNET_MIN_INPUT) -> nn.Module:
     """torchvision AlexNet; inputs below ``min_input`` px are upsampled inside the module."""
     if reference:
-        return tvm.alexnet(weights=None)
-    net = tvm.alexnet(weights=None, num_classes=num_classes)
+        return _tvm().alexnet(weights=None)
+    net = _tvm().alexnet(weights=None, num_classes=num_classes)
     if in_channels != 3:
         net.features[0] = _kaiming_conv(nn.Conv2d(in_channels, 64, 11, stride=4, padding=2))
     return ResizeInput(net, min_input) if image_size < min_input else net
@@ -90,8 +96,8 @@ def build_vgg(arch: str, in_channels: int, num_classes: int, image_size: int, *,
               reference: bool = False) -> nn.Module:
     """torchvision VGG (no batch norm); valid for any input >= 32 px unchanged."""
     if reference:
-        return getattr(tvm, arch)(weights=None)
-    net = getattr(tvm, arch)(weights=None, num_classes=num_classes)
+        return getattr(_tvm(), arch)(weights=None)
+    net = getattr(_tvm(), arch)(weights=None, num_classes=num_classes)
     if in_channels != 3:
         net.features[0] = _kaiming_conv(nn.Conv2d(in_channels, 64, 3, padding=1))
     return net
@@ -109,13 +115,13 @@ def build_googlenet(in_channels: int, num_classes: int, image_size: int, *,
     """torchvision GoogLeNet (Inception v1), ``aux_logits=False, init_weights=True``."""
     kw = dict(weights=None, aux_logits=False, init_weights=True)
     if reference:
-        return tvm.googlenet(**kw)
-    net = tvm.googlenet(num_classes=num_classes, **kw)
+        return _tvm().googlenet(**kw)
+    net = _tvm().googlenet(num_classes=num_classes, **kw)
     if _small(image_size, small_input_stem):
-        net.conv1 = _trunc_normal_conv(GoogLeNetConv(in_channels, 64, kernel_size=3, stride=1,
+        net.conv1 = _trunc_normal_conv(importlib.import_module("torchvision.models.googlenet").BasicConv2d(in_channels, 64, kernel_size=3, stride=1,
                                                      padding=1))
     elif in_channels != 3:
-        net.conv1 = _trunc_normal_conv(GoogLeNetConv(in_channels, 64, kernel_size=7, stride=2,
+        net.conv1 = _trunc_normal_conv(importlib.import_module("torchvision.models.googlenet").BasicConv2d(in_channels, 64, kernel_size=7, stride=2,
                                                      padding=3))
     return net
 
@@ -128,10 +134,10 @@ def build_inception_v3(in_channels: int, num_classes: int, image_size: int, *,
     """
     kw = dict(weights=None, aux_logits=False, init_weights=True)
     if reference:
-        return tvm.inception_v3(**kw)
-    net = tvm.inception_v3(num_classes=num_classes, **kw)
+        return _tvm().inception_v3(**kw)
+    net = _tvm().inception_v3(num_classes=num_classes, **kw)
     if in_channels != 3:
-        net.Conv2d_1a_3x3 = _trunc_normal_conv(InceptionConv(in_channels, 32, kernel_size=3,
+        net.Conv2d_1a_3x3 = _trunc_normal_conv(importlib.import_module("torchvision.models.inception").BasicConv2d(in_channels, 32, kernel_size=3,
                                                              stride=2))
     return ResizeInput(net, min_input) if image_size < min_input else net
 
