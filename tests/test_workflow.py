@@ -13,11 +13,16 @@ from tests.conftest import ROOT
 
 
 
-def tiny_config(experiments=("lens_finding",)) -> dict:
+def tiny_config(experiments=("lens_finding",), gradients=False) -> dict:
     """The default config cut down to a few experiments on tiny data."""
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     config["experiments"] = {name: config["experiments"][name] for name in experiments}
     used = {exp["dataset"] for exp in config["experiments"].values()}
+    if gradients:
+        config["gradients"].update(steps=6, record_every=3)
+        used.add(config["gradients"]["dataset"])
+    else:
+        del config["gradients"]
     config["datasets"] = {name: d for name, d in config["datasets"].items() if name in used}
     config["seed"] = 7
     for dataset in config["datasets"].values():
@@ -26,17 +31,21 @@ def tiny_config(experiments=("lens_finding",)) -> dict:
             dataset["n_per_class"] = 24
             dataset["simulation"] = {"image_size": 32}
     for experiment in config["experiments"].values():
-        experiment["architectures"] = ["simple_cnn", "winning_cnn"]
+        if "architectures" in experiment:
+            experiment["architectures"] = ["simple_cnn", "winning_cnn"]
+        if "variants" in experiment:
+            experiment["variants"] = dict(list(experiment["variants"].items())[:2])
         experiment["folds"] = "all"
         experiment["training"].update(epochs=2, batch_size=16, patience=2)
     return config
 
 
-TINY = tiny_config(("lens_finding", "galaxy_morphology"))
+TINY = tiny_config(("lens_finding", "galaxy_morphology", "overfitting"), gradients=True)
 
 
 def snakemake(workdir, *args, env=None):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+               *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
 
 
@@ -45,7 +54,7 @@ def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("workflow")
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/results/mlflow.db"}
-    result = snakemake(workdir, "--configfile", "tiny.yaml", "--cores", "2", env=env)
+    result = snakemake(workdir, "--configfile", workdir / "tiny.yaml", "--cores", "2", env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
 
@@ -92,7 +101,7 @@ def test_mlflow_runs(tiny_run):
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
-    result = snakemake(tiny_run, "--configfile", "tiny.yaml", "--cores", "1", "-n")
+    result = snakemake(tiny_run, "--configfile", tiny_run / "tiny.yaml", "--cores", "1", "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
@@ -117,7 +126,7 @@ def test_bad_config_stops_before_any_job(tmp_path):
     bad = yaml.safe_load(yaml.safe_dump(TINY))
     bad["experiments"]["lens_finding"]["training"]["epochs"] = "many"
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    result = snakemake(tmp_path, "--configfile", "bad.yaml", "--cores", "1")
+    result = snakemake(tmp_path, "--configfile", tmp_path / "bad.yaml", "--cores", "1")
     assert result.returncode != 0
     assert "experiments.lens_finding.training.epochs" in result.stderr
     assert not (tmp_path / "results").exists()
@@ -144,7 +153,7 @@ def test_real_galaxy10_file_runs_the_same_experiment(tmp_path):
     config["experiments"]["galaxy_morphology_sdss"]["architectures"] = ["simple_cnn"]
     config["experiments"]["galaxy_morphology_sdss"]["training"]["epochs"] = 1
     (tmp_path / "real.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "--configfile", "real.yaml", "--cores", "2",
+    result = snakemake(tmp_path, "--configfile", tmp_path / "real.yaml", "--cores", "2",
                        env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
     assert result.returncode == 0, result.stderr[-4000:]
     card = json.loads((tmp_path / "results/data/galaxy10_sdss/card.json").read_text())
@@ -157,7 +166,7 @@ def test_real_galaxy10_file_runs_the_same_experiment(tmp_path):
 def test_real_data_experiment_is_skipped_offline(tmp_path):
     config = tiny_config(("lens_finding", "cats_vs_dogs"))
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "--configfile", "c.yaml", "--cores", "1", "-n")
+    result = snakemake(tmp_path, "--configfile", tmp_path / "c.yaml", "--cores", "1", "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipping experiment 'cats_vs_dogs'" in result.stderr
     assert "download_all" in result.stderr
