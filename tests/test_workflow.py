@@ -171,3 +171,16 @@ def test_real_data_experiment_is_skipped_offline(tmp_path):
     assert "skipping experiment 'cats_vs_dogs'" in result.stderr
     assert "download_all" in result.stderr
     assert "results/cats_vs_dogs" not in result.stdout
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(ROOT, "--lint")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the SLURM plugin is an optional extra")
+    result = snakemake(tmp_path, "--profile", ROOT / "profiles/slurm", "-n", "--configfile", ROOT / "config/config.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "train" in result.stdout + result.stderr

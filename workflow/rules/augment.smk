@@ -14,5 +14,7 @@ rule augment_dataset:
         "results/benchmarks/data/{dataset}/augment.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/augment.py"

@@ -22,6 +22,9 @@ wildcard_constraints:
     fold="[0-9]+",
 
 
+# One environment for every rule (relative to the rule files); used with `--sdm conda`.
+CONDA_ENV = "../../envs/deepsky.yaml"
+
 SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies"}
 
 

@@ -17,6 +17,8 @@ rule simulate_dataset:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/simulate.py"
 
@@ -30,6 +32,8 @@ rule export_fits:
         directory("results/data/{dataset}/fits"),
     log:
         "logs/data/{dataset}/export_fits.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/export_fits.py"
 
@@ -49,6 +53,8 @@ rule example_grid:
         "logs/data/{dataset}/figures/{stem}.log",
     wildcard_constraints:
         stem="002-lens-nonlens-examples|003-class-examples",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/example_grid.py"
 
@@ -66,5 +72,7 @@ rule augmentation_figure:
         ),
     log:
         "logs/data/{dataset}/figures/002-data-augmentation.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/augmentation_figure.py"

@@ -14,6 +14,8 @@ rule download_archive:
         dataset=wildcard_choice(real_datasets()),
     resources:
         downloads=1,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/real_data_fetch.py"
 
@@ -34,6 +36,8 @@ rule prepare_real_dataset:
         dataset=wildcard_choice(real_datasets()),
     resources:
         mem_mb=16000,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/real_data_prepare.py"
 

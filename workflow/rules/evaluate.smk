@@ -14,6 +14,8 @@ rule evaluate:
     threads: 1
     resources:
         mem_mb=4000,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/evaluate.py"
 
@@ -31,5 +33,7 @@ rule summarize:
         per_fold="results/{experiment}/per_fold.csv",
     log:
         "logs/{experiment}/summarize.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/summarize.py"

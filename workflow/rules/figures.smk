@@ -16,6 +16,8 @@ rule loss_curves:
         "logs/{experiment}/figures/001-train-validation-loss.log",
     params:
         figure="loss_curves",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/experiment_figure.py"
 
@@ -34,6 +36,8 @@ rule roc_curves:
         "logs/{experiment}/figures/004-roc-curves.log",
     params:
         figure="roc_band",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/experiment_figure.py"
 
@@ -52,6 +56,8 @@ rule metcalf_table:
         "logs/{experiment}/figures/002-metcalf19-table.log",
     params:
         figure="metcalf_table",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/experiment_figure.py"
 
@@ -70,6 +76,8 @@ rule confusion_matrix:
         "logs/{experiment}/figures/004-confusion-matrix.log",
     params:
         figure="confusion_matrices",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/experiment_figure.py"
 
@@ -88,5 +96,7 @@ rule roc_one_vs_rest:
         "logs/{experiment}/figures/004-roc-one-vs-rest.log",
     params:
         figure="one_vs_rest_roc",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/experiment_figure.py"

@@ -17,6 +17,8 @@ rule practice_figure:
         "logs/{experiment}/figures/{stem}.log",
     wildcard_constraints:
         stem=wildcard_choice(PRACTICE_STEMS.values()),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/practice_figure.py"
 
@@ -44,5 +46,7 @@ rule gradient_norms:
     threads: 1
     resources:
         gpu=1,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/gradient_norms.py"

@@ -8,5 +8,7 @@ rule split_dataset:
         split="results/data/{dataset}/split.parquet",
     log:
         "logs/data/{dataset}/split.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/split.py"

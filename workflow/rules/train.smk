@@ -6,6 +6,8 @@ rule init_tracking:
         "results/tracking/ready.json",
     log:
         "logs/tracking/init.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/init_tracking.py"
 
@@ -25,5 +27,7 @@ rule train:
         gpu=1,
         mem_mb=6000,
         runtime=120,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/train.py"
