@@ -24,6 +24,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/practice.smk"
+include: "workflow/rules/concepts.smk"
 
 
 rule all:

@@ -121,6 +121,16 @@ def resolve_member(experiment: dict, name: str) -> tuple[str, dict, dict]:
     return variant["architecture"], dict(variant.get("model_kwargs", {})), {**experiment["training"], **variant.get("training", {})}
 
 
+# Experiment `figures:` entries -> the lecture slide each reproduces.
+PRACTICE_STEMS = {
+    "overfitting": "001-overfitting",
+    "dropout_batchnorm": "002-dropout-batchnorm",
+    "plain_vs_residual": "002-plain-vs-residual",
+    "batch_size": "004-batch-size",
+    "activations": "004-activation-functions-training",
+    "architecture_comparison": "001-architecture-accuracy",
+}
+
 FIXED_CLASSES = {
     "simulate_lenses": ["non-lens", "lens"],
     "bologna": ["non-lens", "lens"],

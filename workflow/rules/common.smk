@@ -6,8 +6,16 @@ from pathlib import Path
 # Run from a checkout even where the package is not installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from deepsky.stages.report import PRACTICE_STEMS
-from deepsky.config import LENS_SOURCES, dataset_class_names, experiment_members, resolve_member, validate_config
+import csv
+
+from deepsky.config import (
+    LENS_SOURCES,
+    PRACTICE_STEMS,
+    dataset_class_names,
+    experiment_members,
+    resolve_member,
+    validate_config,
+)
 
 validate_config(config)
 
@@ -24,6 +32,10 @@ wildcard_constraints:
 
 # One environment for every rule (relative to the rule files); used with `--sdm conda`.
 CONDA_ENV = "../../envs/deepsky.yaml"
+
+# Every figure of the project, with the lecture slide it reproduces and the rule that makes it.
+FIGURE_CATALOGUE = list(csv.DictReader(open(Path(workflow.basedir) / "workflow/report/figures.csv")))
+CONCEPT_STEMS = [Path(row["file"]).stem for row in FIGURE_CATALOGUE if row["rule"] == "concept_figure"]
 
 SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies"}
 
@@ -106,6 +118,8 @@ def dataset_targets(name):
 def experiment_figure_stems(experiment):
     dataset = config["datasets"][dataset_of(experiment)]
     stems = ["001-train-validation-loss"]
+    if config["experiments"][experiment].get("variants"):
+        return stems  # training-practice experiments: their comparison figures say it all
     if len(dataset_class_names(dataset)) == 2:
         stems.append("004-roc-curves")
         if dataset["source"] in LENS_SOURCES:
@@ -139,6 +153,8 @@ def all_targets():
         targets += experiment_targets(experiment)
     if "gradients" in config:
         targets.append("results/vanishing_gradients/figures/002-vanishing-gradients.png")
+    if config.get("concept_figures", True):
+        targets += [f"results/concepts/figures/{stem}.png" for stem in CONCEPT_STEMS]
     return targets
 
 

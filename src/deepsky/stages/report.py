@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from deepsky.config import PRACTICE_STEMS  # noqa: F401 (re-exported for rules)
 from deepsky.data import storage
 from deepsky.figures import classification, lens_finding
 from deepsky.stages.common import experiment_tags, logged
@@ -110,16 +112,6 @@ def augmentation_figure(smk) -> None:
         lens_finding.augmentation_examples(images[index], settings, smk.config["seed"], smk.output[0])
 
 
-PRACTICE_STEMS = {
-    "overfitting": "001-overfitting",
-    "dropout_batchnorm": "002-dropout-batchnorm",
-    "plain_vs_residual": "002-plain-vs-residual",
-    "batch_size": "004-batch-size",
-    "activations": "004-activation-functions-training",
-    "architecture_comparison": "001-architecture-accuracy",
-}
-
-
 def member_labels(experiment: dict) -> dict[str, str]:
     from deepsky.config import experiment_members
 
@@ -173,3 +165,18 @@ def practice_figure(smk) -> None:
         else:
             raise ValueError(f"unknown practice figure '{stem}'")
         log_figure(smk.config, experiment, card, png)
+
+
+def concept_figure(smk) -> None:
+    """A worked example of a lecture slide, computed with torch; its numbers go beside it."""
+    from deepsky.figures.concepts import make_figure
+
+    stem = smk.wildcards.stem
+    with logged(smk.log[0]):
+        numbers = make_figure(stem, smk.output.figure)
+        storage.write_json(smk.output.numbers, numbers)
+        tags = {"stage": "figure", "figure": stem, "workflow_run": os.environ.get("DEEPSKY_WORKFLOW_RUN", "manual")}
+        with Run(smk.config["tracking"], "concepts", f"figure/concepts/{stem}", tags) as run:
+            run.log_artifact(smk.output.figure, "figures")
+            run.log_artifact(Path(smk.output.figure).with_suffix(".pdf"), "figures")
+            run.log_artifact(smk.output.numbers, "figures")
