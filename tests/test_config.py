@@ -46,7 +46,8 @@ def test_test_fraction_outside_unit_interval(default, value):
 
 def test_unknown_architecture_is_named(default):
     default["experiments"]["lens_finding"]["architectures"].append("resnet9000")
-    with pytest.raises(ConfigError, match=r"architectures\[3\].*'resnet9000'"):
+    position = len(default["experiments"]["lens_finding"]["architectures"]) - 1
+    with pytest.raises(ConfigError, match=rf"architectures\[{position}\].*'resnet9000'"):
         validate_config(default)
 
 
