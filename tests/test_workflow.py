@@ -71,9 +71,10 @@ def test_outputs(tiny_run):
     card = json.loads((results / "data/lenses/card.json").read_text())
     assert card["n_images"] == 48 and card["counts"] == {"non-lens": 24, "lens": 24}
     assert len(list((results / "data/lenses/fits").glob("*.fits"))) == 48
-    predictions = pd.read_parquet(results / "lens_finding/winning_cnn/fold1/predictions.parquet")
+    predictions = pd.read_parquet(results / "lens_finding/winning_cnn/predictions.parquet")
     split = pd.read_parquet(results / "data/lenses/split.parquet")
-    assert set(predictions["index"]) == set(split.loc[split["split"] == "test", "index"])
+    for fold in (0, 1):
+        assert set(predictions.loc[predictions["fold"] == fold, "index"]) == set(split.loc[split["split"] == "test", "index"])
     for rule_log in ["data/lenses/simulate.log", "lens_finding/simple_cnn/fold0/train.log"]:
         assert (tiny_run / "logs" / rule_log).stat().st_size > 0
 
@@ -86,16 +87,18 @@ def test_mlflow_runs(tiny_run):
     runs = client.search_runs([experiment.experiment_id])
     names = sorted(r.info.run_name for r in runs)
     expected = sorted(
-        [f"{stage}/lens_finding/{arch}/fold{fold}" for stage in ("train", "evaluate")
-         for arch in ("simple_cnn", "winning_cnn") for fold in (0, 1)]
+        [f"train/lens_finding/{arch}/fold{fold}" for arch in ("simple_cnn", "winning_cnn") for fold in (0, 1)]
+        + [f"evaluate/lens_finding/{arch}" for arch in ("simple_cnn", "winning_cnn")]
         + [f"figure/lens_finding/{stem}" for stem in ("001-train-validation-loss", "004-roc-curves", "002-metcalf19-table")]
     )
     assert names == expected
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["workflow_run"] for r in runs}) == 1
-    evaluation = next(r for r in runs if r.info.run_name == "evaluate/lens_finding/winning_cnn/fold0")
-    assert 0 <= evaluation.data.metrics["test_auroc"] <= 1
-    assert {"test_tpr0", "test_tpr10", "test_accuracy"} <= set(evaluation.data.metrics)
+    evaluation = next(r for r in runs if r.info.run_name == "evaluate/lens_finding/winning_cnn")
+    assert 0 <= evaluation.data.metrics["test_auroc_mean"] <= 1
+    assert {"test_tpr0", "test_tpr10", "test_accuracy", "test_auroc_std"} <= set(evaluation.data.metrics)
+    per_fold = client.get_metric_history(evaluation.info.run_id, "test_auroc")
+    assert sorted(m.step for m in per_fold) == [0, 1]
     train = next(r for r in runs if r.info.run_name == "train/lens_finding/simple_cnn/fold1")
     assert len(client.get_metric_history(train.info.run_id, "val_loss")) == 2
 
@@ -138,7 +141,7 @@ def test_multiclass_experiment(tiny_run):
     assert {"accuracy_mean", "auroc_macro_ovr_mean"} <= set(summary.columns)
     for stem in ["004-confusion-matrix", "004-roc-one-vs-rest", "001-train-validation-loss"]:
         assert (results / f"figures/{stem}.png").exists()
-    predictions = pd.read_parquet(results / "winning_cnn/fold0/predictions.parquet")
+    predictions = pd.read_parquet(results / "winning_cnn/predictions.parquet")
     probabilities = predictions[["p_round", "p_edge_on", "p_spiral"]].to_numpy()
     assert abs(probabilities.sum(axis=1) - 1).max() < 1e-5
 

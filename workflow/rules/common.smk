@@ -107,6 +107,12 @@ def dataset_figure_stems(name):
     return stems
 
 
+def member_paths(experiment, pattern):
+    """pattern formatted for every architecture or variant of an experiment."""
+    members = experiment_members(config["experiments"][experiment])
+    return [pattern.format(experiment=experiment, arch=arch) for arch in members]
+
+
 def dataset_targets(name):
     targets = [f"results/data/{name}/card.json"]
     targets += [f"results/data/{name}/figures/{stem}.png" for stem in dataset_figure_stems(name)]
@@ -173,8 +179,9 @@ def train_inputs(wildcards):
 
 def evaluate_inputs(wildcards):
     dataset = dataset_of(wildcards.experiment)
+    e, arch = wildcards.experiment, wildcards.arch
     return {
-        "model": f"results/{wildcards.experiment}/{wildcards.arch}/fold{wildcards.fold}/model.pt",
+        "models": [f"results/{e}/{arch}/fold{fold}/model.pt" for fold in experiment_folds(e)],
         "card": f"results/data/{dataset}/card.json",
         "split": f"results/data/{dataset}/split.parquet",
     }
@@ -183,7 +190,7 @@ def evaluate_inputs(wildcards):
 def summary_inputs(wildcards):
     e = wildcards.experiment
     return {
-        "metrics": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/metrics.json"),
+        "metrics": member_paths(e, "results/{experiment}/{arch}/metrics.json"),
         "histories": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/history.csv"),
     }
 
@@ -192,7 +199,7 @@ def figure_inputs(wildcards):
     e = wildcards.experiment
     return {
         "summary": f"results/{e}/summary.csv",
-        "predictions": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/predictions.parquet"),
+        "predictions": member_paths(e, "results/{experiment}/{arch}/predictions.parquet"),
         "histories": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/history.csv"),
         "card": f"results/data/{dataset_of(e)}/card.json",
     }

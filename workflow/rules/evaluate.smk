@@ -1,16 +1,17 @@
-# Stage 5: each fold's best model on the held-out test set, then the K-fold summary.
+# Stage 5: K-fold evaluation: every fold's best model of an architecture on the held-out
+# test set (one job, one MLflow run, a metric step per fold), then the summary across folds.
 
 
 rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        predictions="results/{experiment}/{arch}/fold{fold}/predictions.parquet",
-        metrics="results/{experiment}/{arch}/fold{fold}/metrics.json",
+        predictions="results/{experiment}/{arch}/predictions.parquet",
+        metrics="results/{experiment}/{arch}/metrics.json",
     log:
-        "logs/{experiment}/{arch}/fold{fold}/evaluate.log",
+        "logs/{experiment}/{arch}/evaluate.log",
     benchmark:
-        "results/benchmarks/{experiment}/{arch}/fold{fold}/evaluate.tsv"
+        "results/benchmarks/{experiment}/{arch}/evaluate.tsv"
     threads: 1
     resources:
         mem_mb=4000,

@@ -27,12 +27,11 @@ def arch_fold(path) -> tuple[str, int]:
 def summarize(metric_files, history_files) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     histories = {arch_fold(p): pd.read_csv(p) for p in history_files}
-    for path in metric_files:
-        metrics = json.loads(Path(path).read_text())
+    for metrics in (m for path in metric_files for m in json.loads(Path(path).read_text())):
         history = histories[(metrics["architecture"], metrics["fold"])]
         rows.append(
             {
-                **{k: v for k, v in metrics.items() if k != "confusion"},
+                **{k: v for k, v in metrics.items() if k not in ("confusion", "train_run_id")},
                 "epochs_run": len(history),
                 "train_seconds": float(history["epoch_seconds"].sum()),
                 "train_images_per_second": float(history["images_per_second"].median()),
