@@ -56,7 +56,8 @@ def git_commit(repo: str | Path | None = None) -> str:
 def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    # Opening a new SQLite store runs its migrations: concurrent first openers can collide.
+    return with_retries(MlflowClient, tracking_uri=uri)
 
 
 def get_or_create_experiment(client, name: str, artifact_root: str | None, uri: str) -> str:

@@ -3,6 +3,8 @@
 
 
 rule concept_figure:
+    input:
+        tracking="results/tracking/ready.json",
     output:
         figure=report(
             "results/concepts/figures/{stem}.png",
