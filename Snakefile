@@ -25,6 +25,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/practice.smk"
 include: "workflow/rules/concepts.smk"
+include: "workflow/rules/inside.smk"
 
 
 rule all:

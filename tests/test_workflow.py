@@ -18,6 +18,10 @@ def tiny_config(experiments=("lens_finding",), gradients=False) -> dict:
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     config["experiments"] = {name: config["experiments"][name] for name in experiments}
     used = {exp["dataset"] for exp in config["experiments"].values()}
+    config["concept_figures"] = False  # unit-tested, and in the catalogue test's dry run
+    config["inside"]["experiments"] = [e for e in config["inside"]["experiments"] if e in experiments][:1]
+    if not config["inside"]["experiments"]:
+        del config["inside"]
     if gradients:
         config["gradients"].update(steps=6, record_every=3)
         used.add(config["gradients"]["dataset"])
@@ -133,6 +137,15 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "experiments.lens_finding.training.epochs" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_inside_figures(tiny_run):
+    inside = tiny_run / "results/lens_finding/inside/winning_cnn-fold0"
+    for stem in ["002-first-layer-filters", "002-feature-maps", "002-top9-activations", "002-occlusion",
+                 "002-saliency-gradcam", "002-class-maximisation"]:
+        assert (inside / f"{stem}.png").stat().st_size > 10_000
+    numbers = json.loads((inside / "numbers.json").read_text())
+    assert set(numbers) >= {"002-occlusion", "002-class-maximisation"}
 
 
 def test_multiclass_experiment(tiny_run):

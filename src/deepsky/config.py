@@ -99,6 +99,12 @@ def _check_cross_references(config: dict) -> None:
             for fold in folds:
                 if fold >= k:
                     problems.append(f"config key 'experiments.{name}.folds': fold {fold} >= k_folds {k}")
+    inside = config.get("inside")
+    for i, name in enumerate(inside["experiments"] if inside else []):
+        if name not in config.get("experiments", {}):
+            problems.append(f"config key 'inside.experiments[{i}]': unknown experiment '{name}'")
+        elif inside["architecture"] not in experiment_members(config["experiments"][name]):
+            problems.append(f"config key 'inside.architecture': '{inside['architecture']}' is not trained in '{name}'")
     gradients = config.get("gradients")
     if gradients and gradients["dataset"] not in datasets:
         problems.append(f"config key 'gradients.dataset': unknown dataset '{gradients['dataset']}'")

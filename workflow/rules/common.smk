@@ -143,6 +143,35 @@ def experiment_targets(experiment):
     return targets
 
 
+INSIDE_STEMS = [
+    "002-first-layer-filters",
+    "002-feature-maps",
+    "002-top9-activations",
+    "002-occlusion",
+    "002-saliency-gradcam",
+    "002-class-maximisation",
+]
+
+
+def inside_dataset_file(filename):
+    def path(wildcards):
+        return f"results/data/{dataset_of(wildcards.experiment)}/{filename}"
+
+    return path
+
+
+def inside_targets():
+    spec = config.get("inside")
+    if not spec:
+        return []
+    return [
+        f"results/{experiment}/inside/{spec['architecture']}-fold{spec['fold']}/{stem}.png"
+        for experiment in spec["experiments"]
+        if experiment in config["experiments"] and runnable(experiment)
+        for stem in INSIDE_STEMS
+    ]
+
+
 def gradient_input(filename):
     return f"results/data/{config['gradients']['dataset']}/{filename}" if "gradients" in config else []
 
@@ -159,6 +188,7 @@ def all_targets():
         targets += experiment_targets(experiment)
     if "gradients" in config:
         targets.append("results/vanishing_gradients/figures/002-vanishing-gradients.png")
+    targets += inside_targets()
     if config.get("concept_figures", True):
         targets += [f"results/concepts/figures/{stem}.png" for stem in CONCEPT_STEMS]
     return targets

@@ -1,0 +1,55 @@
+# Inside trained networks (lecture 002 "Visualizing CNNs"): one job per chosen model draws
+# every figure from the model's held-out test images.
+
+
+rule inside_figures:
+    input:
+        model="results/{experiment}/{arch}/fold{fold}/model.pt",
+        card=inside_dataset_file("card.json"),
+        split=inside_dataset_file("split.parquet"),
+    output:
+        first_layer_filters=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-first-layer-filters.png",
+            caption="../report/inside/002-first-layer-filters.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+        feature_maps=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-feature-maps.png",
+            caption="../report/inside/002-feature-maps.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+        top9_activations=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-top9-activations.png",
+            caption="../report/inside/002-top9-activations.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+        occlusion=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-occlusion.png",
+            caption="../report/inside/002-occlusion.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+        saliency_gradcam=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-saliency-gradcam.png",
+            caption="../report/inside/002-saliency-gradcam.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+        class_maximisation=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-class-maximisation.png",
+            caption="../report/inside/002-class-maximisation.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+    log:
+        "logs/{experiment}/inside/{arch}-fold{fold}.log",
+    params:
+        max_images=1000,
+    threads: 1
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/inside_figures.py"
