@@ -84,6 +84,8 @@ def _check_cross_references(config: dict) -> None:
                     f"(known: {', '.join(sorted(known))})"
                 )
         for variant, spec in experiment.get("variants", {}).items():
+            if spec.get("dataset", experiment["dataset"]) not in datasets:
+                problems.append(f"config key 'experiments.{name}.variants.{variant}.dataset': unknown dataset '{spec.get('dataset', experiment['dataset'])}'")
             if spec["architecture"] not in known:
                 problems.append(
                     f"config key 'experiments.{name}.variants.{variant}.architecture': unknown architecture "
@@ -99,6 +101,20 @@ def _check_cross_references(config: dict) -> None:
             for fold in folds:
                 if fold >= k:
                     problems.append(f"config key 'experiments.{name}.folds': fold {fold} >= k_folds {k}")
+    for name, dataset in datasets.items():
+        if dataset["source"] == "artefact":
+            base = datasets.get(dataset.get("base"))
+            if base is None or base["source"] not in LENS_SOURCES - {"artefact"}:
+                problems.append(f"config key 'datasets.{name}.base': must name a lens dataset")
+            elif dataset["artefact"]["on_class"] not in dataset_class_names(base):
+                problems.append(f"config key 'datasets.{name}.artefact.on_class': not a class of '{dataset['base']}'")
+            elif dataset["split"] != base["split"]:
+                problems.append(f"config key 'datasets.{name}.split': must equal the split of '{dataset['base']}'")
+    for name, experiment in config.get("experiments", {}).items():
+        pitfall = experiment.get("pitfall")
+        for role in ("clean", "spurious") if pitfall else ():
+            if pitfall[role] not in experiment_members(experiment):
+                problems.append(f"config key 'experiments.{name}.pitfall.{role}': not a member of the experiment")
     inside = config.get("inside")
     for i, name in enumerate(inside["experiments"] if inside else []):
         if name not in config.get("experiments", {}):
@@ -110,6 +126,11 @@ def _check_cross_references(config: dict) -> None:
         problems.append(f"config key 'gradients.dataset': unknown dataset '{gradients['dataset']}'")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def member_dataset(experiment: dict, name: str) -> str:
+    """The dataset a member trains on: its variant's own, or the experiment's."""
+    return experiment.get("variants", {}).get(name, {}).get("dataset", experiment["dataset"])
 
 
 def experiment_members(experiment: dict) -> list[str]:
@@ -143,11 +164,13 @@ FIXED_CLASSES = {
     "simulate_galaxies": ["round", "edge_on", "spiral"],
     "cats_dogs": ["cat", "dog"],
 }
-LENS_SOURCES = {"simulate_lenses", "bologna"}
+LENS_SOURCES = {"simulate_lenses", "bologna", "artefact"}
 
 
-def dataset_class_names(dataset: dict) -> list[str]:
+def dataset_class_names(dataset: dict, datasets: dict | None = None) -> list[str]:
     """Class names in label order, known before any data exist (targets depend on them)."""
+    if dataset["source"] == "artefact":
+        return dataset_class_names(datasets[dataset["base"]], datasets)
     if dataset["source"] == "galaxy10":
         if "class_map" not in dataset:
             raise ConfigError("a galaxy10 dataset needs 'class_map' (our class -> Galaxy10 label ids)")

@@ -13,6 +13,7 @@ from deepsky.config import (
     PRACTICE_STEMS,
     dataset_class_names,
     experiment_members,
+    member_dataset,
     resolve_member,
     validate_config,
 )
@@ -50,7 +51,35 @@ def simulated_datasets():
 
 
 def real_datasets():
-    return [n for n, d in config["datasets"].items() if d["source"] not in SIMULATED_SOURCES]
+    return [n for n, d in config["datasets"].items() if d["source"] not in SIMULATED_SOURCES | {"artefact"}]
+
+
+def artefact_datasets():
+    return [n for n, d in config["datasets"].items() if d["source"] == "artefact"]
+
+
+def artefact_base_file(filename):
+    def path(wildcards):
+        return f"results/data/{config['datasets'][wildcards.dataset]['base']}/{filename}"
+
+    return path
+
+
+def pitfall_models(role):
+    def paths(wildcards):
+        e = wildcards.experiment
+        member = config["experiments"][e]["pitfall"][role]
+        return [f"results/{e}/{member}/fold{fold}/model.pt" for fold in experiment_folds(e)]
+
+    return paths
+
+
+def pitfall_base_file(filename):
+    def path(wildcards):
+        dataset = config["datasets"][dataset_of(wildcards.experiment)]
+        return f"results/data/{dataset.get('base', dataset_of(wildcards.experiment))}/{filename}"
+
+    return path
 
 
 def real_archive_path(name):
@@ -66,7 +95,7 @@ def real_archive(wildcards):
 def runnable(experiment):
     """Real-data experiments run when their archive is here or downloads are allowed."""
     name = dataset_of(experiment)
-    if name in simulated_datasets() or config.get("download", False):
+    if name not in real_datasets() or config.get("download", False):
         return True
     if os.path.exists(real_archive_path(name)):
         return True
@@ -126,7 +155,7 @@ def experiment_figure_stems(experiment):
     stems = ["001-train-validation-loss"]
     if config["experiments"][experiment].get("variants"):
         return stems  # training-practice experiments: their comparison figures say it all
-    if len(dataset_class_names(dataset)) == 2:
+    if len(dataset_class_names(dataset, config["datasets"])) == 2:
         stems.append("004-roc-curves")
         if dataset["source"] in LENS_SOURCES:
             stems.append("002-metcalf19-table")
@@ -139,6 +168,8 @@ def experiment_targets(experiment):
     targets = [f"results/{experiment}/summary.csv"]
     stems = experiment_figure_stems(experiment)
     stems += [PRACTICE_STEMS[f] for f in config["experiments"][experiment].get("figures", [])]
+    if config["experiments"][experiment].get("pitfall"):
+        stems += ["000-spurious-accuracy", "000-spurious-attribution"]
     targets += [f"results/{experiment}/figures/{stem}.png" for stem in stems]
     return targets
 
@@ -182,7 +213,7 @@ def gradient_settings(wildcards):
 
 def all_targets():
     experiments = [e for e in config["experiments"] if runnable(e)]
-    used = {dataset_of(e) for e in experiments}
+    used = {member_dataset(config["experiments"][e], m) for e in experiments for m in experiment_members(config["experiments"][e])}
     targets = [t for name in sorted(used) for t in dataset_targets(name)]
     for experiment in experiments:
         targets += experiment_targets(experiment)
@@ -195,7 +226,7 @@ def all_targets():
 
 
 def train_inputs(wildcards):
-    dataset = dataset_of(wildcards.experiment)
+    dataset = member_dataset(config["experiments"][wildcards.experiment], wildcards.arch)
     inputs = {
         "card": f"results/data/{dataset}/card.json",
         "split": f"results/data/{dataset}/split.parquet",
@@ -208,7 +239,7 @@ def train_inputs(wildcards):
 
 
 def evaluate_inputs(wildcards):
-    dataset = dataset_of(wildcards.experiment)
+    dataset = member_dataset(config["experiments"][wildcards.experiment], wildcards.arch)
     e, arch = wildcards.experiment, wildcards.arch
     return {
         "models": [f"results/{e}/{arch}/fold{fold}/model.pt" for fold in experiment_folds(e)],

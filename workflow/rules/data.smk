@@ -23,6 +23,26 @@ rule simulate_dataset:
         "../scripts/simulate.py"
 
 
+rule artefact_dataset:
+    input:
+        images=artefact_base_file("images.npy"),
+        catalog=artefact_base_file("catalog.parquet"),
+        card=artefact_base_file("card.json"),
+    output:
+        images="results/data/{dataset}/images.npy",
+        catalog="results/data/{dataset}/catalog.parquet",
+        card="results/data/{dataset}/card.json",
+        card_md="results/data/{dataset}/card.md",
+    log:
+        "logs/data/{dataset}/artefact.log",
+    wildcard_constraints:
+        dataset=wildcard_choice(artefact_datasets()),
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/artefact_dataset.py"
+
+
 rule export_fits:
     input:
         images="results/data/{dataset}/images.npy",

@@ -53,3 +53,33 @@ rule inside_figures:
         CONDA_ENV
     script:
         "../scripts/inside_figures.py"
+
+
+rule pitfall:
+    input:
+        clean=pitfall_models("clean"),
+        spurious=pitfall_models("spurious"),
+        base_card=pitfall_base_file("card.json"),
+        base_split=pitfall_base_file("split.parquet"),
+        card=inside_dataset_file("card.json"),
+    output:
+        table="results/{experiment}/pitfall_accuracy.csv",
+        accuracy=report(
+            "results/{experiment}/figures/000-spurious-accuracy.png",
+            caption="../report/inside/000-spurious-accuracy.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+        attribution=report(
+            "results/{experiment}/figures/000-spurious-attribution.png",
+            caption="../report/inside/000-spurious-attribution.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+    log:
+        "logs/{experiment}/pitfall.log",
+    threads: 1
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/pitfall.py"
