@@ -8,7 +8,7 @@ rule concept_figure:
     output:
         figure=report(
             "results/concepts/figures/{stem}.png",
-            caption="../report/concepts/{stem}.rst",
+            caption="../report/concepts.rst",
             category="Concepts",
             subcategory="{stem}",
         ),

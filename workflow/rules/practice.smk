@@ -9,7 +9,7 @@ rule practice_figure:
     output:
         report(
             "results/{experiment}/figures/{stem}.png",
-            caption="../report/practice/{stem}.rst",
+            caption="../report/practice.rst",
             category="Training practice",
             subcategory="{experiment}",
         ),
