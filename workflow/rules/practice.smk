@@ -33,7 +33,7 @@ rule gradient_norms:
         table="results/{experiment}/gradient_norms.csv",
         figure=report(
             "results/{experiment}/figures/002-vanishing-gradients.png",
-            caption="../report/practice/002-vanishing-gradients.rst",
+            caption="../report/vanishing_gradients.rst",
             category="Training practice",
             subcategory="{experiment}",
         ),

@@ -132,38 +132,30 @@ def member_parameters(experiment: dict, in_channels: int, num_outputs: int, imag
 def practice_figure(smk) -> None:
     """A training-practice comparison figure from the histories and summary of an experiment."""
     from deepsky.config import resolve_member
-    from deepsky.figures import practice
+    from deepsky.figures.practice import PRACTICE_FIGURES
 
-    experiment = smk.wildcards.experiment
-    stem = smk.wildcards.stem
+    experiment, stem = smk.wildcards.experiment, smk.wildcards.stem
     exp = smk.config["experiments"][experiment]
     with logged(smk.log[0]):
         card = storage.read_card(Path(smk.input.card).parent)
-        histories = {arch_fold(p): pd.read_csv(p) for p in smk.input.histories}
-        labels = member_labels(exp)
         summary = pd.read_csv(smk.input.summary)
-        png = smk.output[0]
-        if stem == "001-overfitting":
-            practice.fig_overfitting(histories, labels, png)
-        elif stem == "002-dropout-batchnorm":
-            practice.fig_validation_curves(histories, labels, png, "Dropout and batch normalisation on and off")
-        elif stem == "002-plain-vs-residual":
-            practice.fig_validation_curves(histories, labels, png, "Plain vs residual network of equal depth")
-        elif stem == "004-activation-functions-training":
-            practice.fig_validation_curves(histories, labels, png, "The same network with different activations")
-        elif stem == "004-batch-size":
-            sizes = {m: resolve_member(exp, m)[2]["batch_size"] for m in labels}
-            practice.fig_batch_size(histories, summary, labels, png, batch_sizes=sizes)
-        elif stem == "001-architecture-accuracy":
-            c, size = card["image_shape"][0], card["image_shape"][-1]
+        labels = member_labels(exp)
+        params = {}
+        if stem == "001-architecture-accuracy":
             outputs = 1 if len(card["class_names"]) == 2 else len(card["class_names"])
-            params = member_parameters(exp, c, outputs, size)
-            table = summary.assign(n_parameters=summary["architecture"].map(params))
-            table.to_csv(Path(png).with_suffix(".csv"), index=False)
-            practice.fig_architecture_comparison(summary, params, png)
-        else:
-            raise ValueError(f"unknown practice figure '{stem}'")
-        log_figure(smk.config, experiment, card, png)
+            params = member_parameters(exp, card["image_shape"][0], outputs, card["image_shape"][-1])
+            summary.assign(n_parameters=summary["architecture"].map(params)).to_csv(
+                Path(smk.output[0]).with_suffix(".csv"), index=False
+            )
+        PRACTICE_FIGURES[stem](
+            smk.output[0],
+            histories={arch_fold(p): pd.read_csv(p) for p in smk.input.histories},
+            labels=labels,
+            summary=summary,
+            params=params,
+            batch_sizes={m: resolve_member(exp, m)[2]["batch_size"] for m in labels},
+        )
+        log_figure(smk.config, experiment, card, smk.output[0])
 
 
 def concept_figure(smk) -> None:
