@@ -1,9 +1,13 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from deepsky.data import storage
 from deepsky.data.split import make_split
@@ -37,7 +41,7 @@ def ring_dataset(out_dir: Path, n: int = 160, size: int = 32, bands: int = 3, se
     return out_dir
 
 
-def tiny_config(tmp_path: Path, data_name="rings", **training) -> dict:
+def training_config(tmp_path: Path, data_name="rings", **training) -> dict:
     settings = {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "patience": 10, "augment": False}
     settings.update(training)
     return {
@@ -52,3 +56,55 @@ def tiny_config(tmp_path: Path, data_name="rings", **training) -> dict:
 @pytest.fixture
 def rings(tmp_path):
     return ring_dataset(tmp_path / "data")
+
+
+def tiny_config(experiments=("lens_finding",), gradients=False) -> dict:
+    """The default config cut down to a few experiments on tiny data."""
+    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config["experiments"] = {name: config["experiments"][name] for name in experiments}
+    used = {exp["dataset"] for exp in config["experiments"].values()}
+    config["concept_figures"] = False  # unit-tested, and in the catalogue test's dry run
+    config["inside"]["experiments"] = [e for e in config["inside"]["experiments"] if e in experiments][:1]
+    if not config["inside"]["experiments"]:
+        del config["inside"]
+    if gradients:
+        config["gradients"].update(steps=6, record_every=3)
+        used.add(config["gradients"]["dataset"])
+    else:
+        del config["gradients"]
+    config["datasets"] = {name: d for name, d in config["datasets"].items() if name in used}
+    config["seed"] = 7
+    for dataset in config["datasets"].values():
+        dataset["split"] = {"test_fraction": 0.25, "k_folds": 2}
+        if "n_per_class" in dataset:
+            dataset["n_per_class"] = 24
+            dataset["simulation"] = {"image_size": 32}
+    for experiment in config["experiments"].values():
+        if "architectures" in experiment:
+            experiment["architectures"] = ["simple_cnn", "winning_cnn"]
+        if "variants" in experiment:
+            experiment["variants"] = dict(list(experiment["variants"].items())[:2])
+        experiment["folds"] = "all"
+        experiment["training"].update(epochs=2, batch_size=16, patience=2)
+    return config
+
+
+TINY = tiny_config(("lens_finding", "galaxy_morphology", "overfitting"), gradients=True)
+
+
+def snakemake(workdir, *args, env=None):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+               *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/results/mlflow.db"}
+    result = snakemake(workdir, "--configfile", workdir / "tiny.yaml", "--cores", "2", env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+

@@ -12,7 +12,7 @@ import torch
 
 from deepsky.data import storage
 from deepsky.stages.train import train_fold
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import ROOT, training_config
 
 SCRIPT = textwrap.dedent(
     """
@@ -35,7 +35,7 @@ def run_training(config, data, out):
 
 
 def test_resume_after_a_crash_gives_the_uninterrupted_result(rings, tmp_path):
-    config = tiny_config(tmp_path, epochs=6)
+    config = training_config(tmp_path, epochs=6)
     reference = tmp_path / "reference"
     assert run_training(config, rings, reference).wait(timeout=300) == 0
 
@@ -76,7 +76,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(rings, tmp_path):
 
 
 def test_training_learns_and_is_tracked(rings, tmp_path):
-    config = tiny_config(tmp_path, epochs=4)
+    config = training_config(tmp_path, epochs=4)
     torch.set_num_threads(1)
     meta = train_fold(config, "tiny", "winning_cnn", 1, rings, rings / "split.parquet", None,
                       tmp_path / "m/model.pt", tmp_path / "m/history.csv")
@@ -100,7 +100,7 @@ def test_nan_loss_names_the_epoch(rings, tmp_path):
     images = np.array(storage.load_images(rings / storage.IMAGES))
     images[:, :, 0, 0] = np.nan
     storage.save_images(rings / storage.IMAGES, images)
-    config = tiny_config(tmp_path)
+    config = training_config(tmp_path)
     with pytest.raises(FloatingPointError, match="epoch 1"):
         train_fold(config, "tiny", "winning_cnn", 0, rings, rings / "split.parquet", None,
                    tmp_path / "n/model.pt", tmp_path / "n/history.csv")

@@ -9,58 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY, snakemake, tiny_config
 
-
-
-def tiny_config(experiments=("lens_finding",), gradients=False) -> dict:
-    """The default config cut down to a few experiments on tiny data."""
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    config["experiments"] = {name: config["experiments"][name] for name in experiments}
-    used = {exp["dataset"] for exp in config["experiments"].values()}
-    config["concept_figures"] = False  # unit-tested, and in the catalogue test's dry run
-    config["inside"]["experiments"] = [e for e in config["inside"]["experiments"] if e in experiments][:1]
-    if not config["inside"]["experiments"]:
-        del config["inside"]
-    if gradients:
-        config["gradients"].update(steps=6, record_every=3)
-        used.add(config["gradients"]["dataset"])
-    else:
-        del config["gradients"]
-    config["datasets"] = {name: d for name, d in config["datasets"].items() if name in used}
-    config["seed"] = 7
-    for dataset in config["datasets"].values():
-        dataset["split"] = {"test_fraction": 0.25, "k_folds": 2}
-        if "n_per_class" in dataset:
-            dataset["n_per_class"] = 24
-            dataset["simulation"] = {"image_size": 32}
-    for experiment in config["experiments"].values():
-        if "architectures" in experiment:
-            experiment["architectures"] = ["simple_cnn", "winning_cnn"]
-        if "variants" in experiment:
-            experiment["variants"] = dict(list(experiment["variants"].items())[:2])
-        experiment["folds"] = "all"
-        experiment["training"].update(epochs=2, batch_size=16, patience=2)
-    return config
-
-
-TINY = tiny_config(("lens_finding", "galaxy_morphology", "overfitting"), gradients=True)
-
-
-def snakemake(workdir, *args, env=None):
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-               *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir}/results/mlflow.db"}
-    result = snakemake(workdir, "--configfile", workdir / "tiny.yaml", "--cores", "2", env=env)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
 
 
 def test_outputs(tiny_run):
