@@ -63,6 +63,8 @@ def tiny_config(experiments=("lens_finding",), gradients=False) -> dict:
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     config["experiments"] = {name: config["experiments"][name] for name in experiments}
     used = {exp["dataset"] for exp in config["experiments"].values()}
+    used |= {v["dataset"] for exp in config["experiments"].values() for v in exp.get("variants", {}).values() if "dataset" in v}
+    used |= {config["datasets"][name]["base"] for name in list(used) if "base" in config["datasets"][name]}
     config["concept_figures"] = False  # unit-tested, and in the catalogue test's dry run
     config["inside"]["experiments"] = [e for e in config["inside"]["experiments"] if e in experiments][:1]
     if not config["inside"]["experiments"]:
@@ -89,7 +91,7 @@ def tiny_config(experiments=("lens_finding",), gradients=False) -> dict:
     return config
 
 
-TINY = tiny_config(("lens_finding", "galaxy_morphology", "overfitting"), gradients=True)
+TINY = tiny_config(("lens_finding", "galaxy_morphology", "spurious_feature"), gradients=True)
 
 
 def snakemake(workdir, *args, env=None):

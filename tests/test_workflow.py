@@ -150,3 +150,19 @@ def test_slurm_profile_dry_run(tmp_path):
     result = snakemake(tmp_path, "--profile", ROOT / "profiles/slurm", "-n", "--configfile", ROOT / "config/config.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "train" in result.stdout + result.stderr
+
+
+def test_spurious_feature_pitfall(tiny_run):
+    results = tiny_run / "results/spurious_feature"
+    table = pd.read_csv(results / "pitfall_accuracy.csv")
+    assert set(table["model"]) == {"trained on clean data", "trained with the artefact on lens"}
+    assert table["test_condition"].nunique() == 3 and table["fold"].nunique() == 2
+    assert table["accuracy"].between(0, 1).all()
+    for stem in ["000-spurious-accuracy", "000-spurious-attribution"]:
+        assert (results / f"figures/{stem}.png").exists()
+    card = json.loads((tiny_run / "results/data/lenses_artefact/card.json").read_text())
+    base = json.loads((tiny_run / "results/data/lenses_small/card.json").read_text())
+    assert card["provenance"]["base_sha256"] == base["images_sha256"] != card["images_sha256"]
+    split = pd.read_parquet(tiny_run / "results/data/lenses_artefact/split.parquet")
+    base_split = pd.read_parquet(tiny_run / "results/data/lenses_small/split.parquet")
+    pd.testing.assert_frame_equal(split, base_split)

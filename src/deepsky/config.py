@@ -111,6 +111,10 @@ def _check_cross_references(config: dict) -> None:
             elif dataset["split"] != base["split"]:
                 problems.append(f"config key 'datasets.{name}.split': must equal the split of '{dataset['base']}'")
     for name, experiment in config.get("experiments", {}).items():
+        for stem, members in figure_specs(experiment).items():
+            unknown = sorted(set(members) - set(experiment_members(experiment)))
+            if unknown:
+                problems.append(f"config key 'experiments.{name}.figures' ({stem}): unknown members {unknown}")
         pitfall = experiment.get("pitfall")
         for role in ("clean", "spurious") if pitfall else ():
             if pitfall[role] not in experiment_members(experiment):
@@ -126,6 +130,15 @@ def _check_cross_references(config: dict) -> None:
         problems.append(f"config key 'gradients.dataset': unknown dataset '{gradients['dataset']}'")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def figure_specs(experiment: dict) -> dict[str, list[str]]:
+    """Practice figure stem -> the members it compares (all of them unless listed)."""
+    specs = {}
+    for entry in experiment.get("figures", []):
+        name, members = (entry, None) if isinstance(entry, str) else (entry["figure"], entry["members"])
+        specs[PRACTICE_STEMS[name]] = members or experiment_members(experiment)
+    return specs
 
 
 def member_dataset(experiment: dict, name: str) -> str:

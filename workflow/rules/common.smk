@@ -13,6 +13,7 @@ from deepsky.config import (
     PRACTICE_STEMS,
     dataset_class_names,
     experiment_members,
+    figure_specs,
     member_dataset,
     resolve_member,
     validate_config,
@@ -167,7 +168,7 @@ def experiment_figure_stems(experiment):
 def experiment_targets(experiment):
     targets = [f"results/{experiment}/summary.csv"]
     stems = experiment_figure_stems(experiment)
-    stems += [PRACTICE_STEMS[f] for f in config["experiments"][experiment].get("figures", [])]
+    stems += list(figure_specs(config["experiments"][experiment]))
     if config["experiments"][experiment].get("pitfall"):
         stems += ["000-spurious-accuracy", "000-spurious-attribution"]
     targets += [f"results/{experiment}/figures/{stem}.png" for stem in stems]

@@ -118,12 +118,12 @@ def member_labels(experiment: dict) -> dict[str, str]:
     return {m: variants.get(m, {}).get("label", m) for m in experiment_members(experiment)}
 
 
-def member_parameters(experiment: dict, in_channels: int, num_outputs: int, image_size: int) -> dict[str, int]:
-    from deepsky.config import experiment_members, resolve_member
+def member_parameters(experiment: dict, members, in_channels: int, num_outputs: int, image_size: int) -> dict[str, int]:
+    from deepsky.config import resolve_member
     from deepsky.models import count_parameters, create_model
 
     counts = {}
-    for member in experiment_members(experiment):
+    for member in members:
         arch, kwargs, _ = resolve_member(experiment, member)
         counts[member] = count_parameters(create_model(arch, in_channels, num_outputs, image_size=image_size, **kwargs))
     return counts
@@ -131,25 +131,28 @@ def member_parameters(experiment: dict, in_channels: int, num_outputs: int, imag
 
 def practice_figure(smk) -> None:
     """A training-practice comparison figure from the histories and summary of an experiment."""
-    from deepsky.config import resolve_member
+    from deepsky.config import figure_specs, resolve_member
     from deepsky.figures.practice import PRACTICE_FIGURES
 
     experiment, stem = smk.wildcards.experiment, smk.wildcards.stem
     exp = smk.config["experiments"][experiment]
+    members = figure_specs(exp)[stem]
     with logged(smk.log[0]):
         card = storage.read_card(Path(smk.input.card).parent)
         summary = pd.read_csv(smk.input.summary)
-        labels = member_labels(exp)
+        summary = summary[summary["architecture"].isin(members)].set_index("architecture").loc[members].reset_index()
+        labels = {m: label for m, label in member_labels(exp).items() if m in members}
+        histories = {key: h for key, h in ((arch_fold(p), p) for p in smk.input.histories) if key[0] in members}
         params = {}
         if stem == "001-architecture-accuracy":
             outputs = 1 if len(card["class_names"]) == 2 else len(card["class_names"])
-            params = member_parameters(exp, card["image_shape"][0], outputs, card["image_shape"][-1])
+            params = member_parameters(exp, members, card["image_shape"][0], outputs, card["image_shape"][-1])
             summary.assign(n_parameters=summary["architecture"].map(params)).to_csv(
                 Path(smk.output[0]).with_suffix(".csv"), index=False
             )
         PRACTICE_FIGURES[stem](
             smk.output[0],
-            histories={arch_fold(p): pd.read_csv(p) for p in smk.input.histories},
+            histories={key: pd.read_csv(path) for key, path in histories.items()},
             labels=labels,
             summary=summary,
             params=params,
