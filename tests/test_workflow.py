@@ -155,7 +155,7 @@ def test_slurm_profile_dry_run(tmp_path):
 def test_spurious_feature_pitfall(tiny_run):
     results = tiny_run / "results/spurious_feature"
     table = pd.read_csv(results / "pitfall_accuracy.csv")
-    assert set(table["model"]) == {"trained on clean data", "trained with the artefact on lens"}
+    assert set(table["model"]) == {"trained on clean data", "trained with the artefact on lens images"}
     assert table["test_condition"].nunique() == 3 and table["fold"].nunique() == 2
     assert table["accuracy"].between(0, 1).all()
     for stem in ["000-spurious-accuracy", "000-spurious-attribution"]:

@@ -28,8 +28,8 @@ def test_conditions(images, labels, class_names, spec, seed):
     draw = dict(kind=spec["kind"], strength=spec.get("strength", 10.0))
     return {
         "no artefact": images,
-        f"artefact on {class_names[on]}s (as in training)": add_artefact(images, labels == on, np.random.default_rng(seed), **draw),
-        f"artefact on {class_names[other]}s": add_artefact(images, labels == other, np.random.default_rng(seed + 1), **draw),
+        f"artefact on {class_names[on]} images (as in training)": add_artefact(images, labels == on, np.random.default_rng(seed), **draw),
+        f"artefact on {class_names[other]} images": add_artefact(images, labels == other, np.random.default_rng(seed + 1), **draw),
     }
 
 
@@ -58,7 +58,7 @@ def main(smk) -> None:
         card = storage.read_card(base_dir)
         images, labels = test_images(base_dir, smk.input.base_split, limit=100_000)
         conditions = test_conditions(images, labels, card["class_names"], spec, job_seed(smk.config["seed"], "pitfall"))
-        labels_of = {"clean": "trained on clean data", "spurious": f"trained with the artefact on {spec['on_class']}s"}
+        labels_of = {"clean": "trained on clean data", "spurious": f"trained with the artefact on {spec['on_class']} images"}
         members = {labels_of["clean"]: list(smk.input.clean), labels_of["spurious"]: list(smk.input.spurious)}
         table = accuracy_table(members, conditions, labels)
         table.to_csv(smk.output.table, index=False)
