@@ -325,7 +325,8 @@ def tiny_setup():
 
 def test_registry_stems():
     assert set(INSIDE_FIGURES) == {"002-first-layer-filters", "002-feature-maps", "002-top9-activations",
-                                   "002-occlusion", "002-saliency-gradcam", "002-class-maximisation"}
+                                   "002-occlusion", "002-saliency-gradcam", "002-class-maximisation",
+                                   "002-batchnorm-activations", "002-dropout-ensemble"}
     assert set(INSIDE_FIGURES) <= set(inside.SLIDE_TITLES)
 
 
@@ -364,3 +365,33 @@ def test_spurious_figures(tiny_setup, tmp_path):
     assert bars["artefact|artefact in non-lenses"] == pytest.approx(0.15)
     with pytest.raises(ValueError):
         inside.fig_spurious_accuracy(table.drop(columns="accuracy"), tmp_path / "bad.png")
+
+
+
+def test_batchnorm_normalises_a_real_batch(tiny_setup):
+    from deepsky.figures.inside_training import batchnorm_activations
+
+    model, _, images, _ = tiny_setup
+    x = torch.from_numpy(asinh_stretch(images))
+    before, after = batchnorm_activations(model, x)
+    # Per channel over the batch: zero mean, unit variance (times gamma=1, plus beta=0 at init).
+    assert np.abs(after.mean(axis=(0, 2, 3))).max() < 1e-4
+    assert np.abs(after.std(axis=(0, 2, 3)) - 1).max() < 1e-2
+    assert np.abs(before.mean(axis=(0, 2, 3))).max() > 1e-3
+    assert not model.training  # the caller's model is untouched
+
+
+def test_dropout_ensemble_converges_to_the_average():
+    from deepsky.figures.inside_training import dropout_ensemble
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 64), torch.nn.ReLU(),
+                                torch.nn.Dropout(0.5), torch.nn.Linear(64, 1))
+    x = torch.randn(400, 8)
+    labels = (x[:, 0] > 0).long().numpy()
+    result = dropout_ensemble(model, x, labels, n_masks=30)
+    assert len(result["ensemble"]) == 30 and len(result["single_mask"]) == 30
+    # Single masks disagree with each other; their average is steadier than any one mask.
+    assert np.std(result["single_mask"]) > np.std(result["ensemble"][-10:])
+    with pytest.raises(ValueError, match="no dropout"):
+        dropout_ensemble(torch.nn.Linear(8, 1), x, labels, 2)

@@ -182,6 +182,8 @@ INSIDE_STEMS = [
     "002-occlusion",
     "002-saliency-gradcam",
     "002-class-maximisation",
+    "002-batchnorm-activations",
+    "002-dropout-ensemble",
 ]
 
 

@@ -44,6 +44,18 @@ rule inside_figures:
             category="Inside the networks",
             subcategory="{experiment}",
         ),
+        batchnorm_activations=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-batchnorm-activations.png",
+            caption="../report/inside/002-batchnorm-activations.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
+        dropout_ensemble=report(
+            "results/{experiment}/inside/{arch}-fold{fold}/002-dropout-ensemble.png",
+            caption="../report/inside/002-dropout-ensemble.rst",
+            category="Inside the networks",
+            subcategory="{experiment}",
+        ),
     log:
         "logs/{experiment}/inside/{arch}-fold{fold}.log",
     params:

@@ -49,6 +49,7 @@ from deepsky.figures.inside_attribution import (  # noqa: F401  (re-exported API
     saliency,
     top_activations,
 )
+from deepsky.figures.inside_training import fig_batchnorm_activations, fig_dropout_ensemble
 from deepsky.figures.inside_features import (
     blank,
     class_names,
@@ -306,10 +307,14 @@ INSIDE_FIGURES: dict[str, Callable[..., dict]] = {
     "002-occlusion": fig_occlusion,
     "002-saliency-gradcam": fig_saliency_gradcam,
     "002-class-maximisation": fig_class_maximisation,
+    "002-batchnorm-activations": fig_batchnorm_activations,
+    "002-dropout-ensemble": fig_dropout_ensemble,
 }
 
 # stem -> slide title(s) it reproduces (as printed in the lecture text)
 SLIDE_TITLES: dict[str, str] = {
+    "002-batchnorm-activations": "002 'BATCH NORMALIZATION PREVENTS LOW OR LARGE VALUES BY RE-NORMALIZING THE VALUES BEFORE ACTIVATION'",
+    "002-dropout-ensemble": "002 'DROPOUT' (an ensemble of thinned networks)",
     "002-first-layer-filters": "002 'EXPLORING THE FEATURE MAPS' / "
     "'VISUALIZE THE LEARNED WEIGHTS AT INTERMEDIATE LAYERS'",
     "002-feature-maps": "002 'USING THE SAME IDEA, ONE CAN ALSO VISUALIZE THE FEATURE MAPS AT INTERMEDIATE LAYERS'",
