@@ -43,7 +43,9 @@ def test_mlflow_runs(tiny_run):
     expected = sorted(
         [f"train/lens_finding/{arch}/fold{fold}" for arch in ("simple_cnn", "winning_cnn") for fold in (0, 1)]
         + [f"evaluate/lens_finding/{arch}" for arch in ("simple_cnn", "winning_cnn")]
-        + [f"figure/lens_finding/{stem}" for stem in ("001-train-validation-loss", "004-roc-curves", "002-metcalf19-table")]
+        + [f"figure/lens_finding/{stem}" for stem in ("001-train-validation-loss", "004-roc-curves",
+                                                       "002-metcalf19-table", "001-architecture-accuracy")]
+        + ["inside/lens_finding/winning_cnn/fold0"]
     )
     assert names == expected
     assert {r.info.status for r in runs} == {"FINISHED"}
