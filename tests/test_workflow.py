@@ -1,7 +1,6 @@
 """The workflow end to end on a tiny config, in a temporary directory."""
 
 import json
-import os
 import subprocess
 import sys
 

@@ -54,3 +54,12 @@ def load_fold(dataset_dir: str | Path, split_path: str | Path, fold: int, augmen
             out["train"] = (torch.cat([x, x_aug]), torch.cat([y, y_aug]))
         out["train_augmented_sources"] = keep["source_index"].to_numpy()
     return out
+
+
+def load_test_set(dataset_dir: str | Path, split_path: str | Path, limit: int | None = None):
+    """(indices, raw images, labels) of the held-out test set, in index order."""
+    split = pd.read_parquet(split_path)
+    index = np.sort(split.loc[split["split"] == "test", "index"].to_numpy())[:limit]
+    labels = pd.read_parquet(Path(dataset_dir) / storage.CATALOG, columns=["index", "label"]).set_index("index")
+    images = storage.load_images(Path(dataset_dir) / storage.IMAGES)
+    return index, np.asarray(images[index]), labels.loc[index, "label"].to_numpy()

@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 from deepsky.data.augment import augment_one
 from deepsky.figures.images import image_grid
 from deepsky.figures.style import save_figure
+from sklearn.metrics import roc_auc_score
+
 from deepsky.metrics import roc_points
 
 # Lecture 002, "1. Classification", Metcalf+19 ground-based entries, for comparison only.
@@ -34,8 +36,6 @@ def roc_band(predictions: pd.DataFrame, png_path) -> dict:
             curves.append(np.interp(grid, fpr, tpr))
         curves = np.array(curves)
         mean, std = curves.mean(0), curves.std(0)
-        from sklearn.metrics import roc_auc_score
-
         aucs = [roc_auc_score(p["label"], p["score"]) for _, p in by_arch.groupby("fold")]
         label = f"{arch}  AUROC {np.mean(aucs):.3f} ± {np.std(aucs):.3f}"
         line, = ax.plot(grid, mean, label=label)
@@ -64,7 +64,7 @@ def loss_curves(histories: dict[tuple[str, int], pd.DataFrame], png_path) -> Non
                     label="validation" if first else None)
         ax.set(title=arch, xlabel="epoch")
         ax.legend()
-    axes[0][0].set_ylabel("binary cross-entropy")
+    axes[0][0].set_ylabel("cross-entropy loss")
     fig.suptitle("Training vs validation loss (each line a fold)")
     save_figure(fig, png_path)
 

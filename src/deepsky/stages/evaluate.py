@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from deepsky.data import storage
-from deepsky.data.tensors import to_tensors
+from deepsky.data.tensors import load_test_set, to_tensors
 from deepsky.metrics import binary_metrics, multiclass_metrics
 from deepsky.models_io import load_model
 from deepsky.stages.common import experiment_tags, logged, set_threads
@@ -47,11 +47,8 @@ def evaluate_model(model_path, x, y, test_index, arch, device):
 def evaluate_architecture(config, experiment, arch, model_paths, data_dir, split_path, out_predictions, out_metrics):
     device = pick_device(config.get("device", "auto"))
     card = storage.read_card(data_dir)
-    split = pd.read_parquet(split_path)
-    test_index = np.sort(split.loc[split["split"] == "test", "index"].to_numpy())
-    images = storage.load_images(Path(data_dir) / storage.IMAGES)
-    labels = pd.read_parquet(Path(data_dir) / storage.CATALOG, columns=["index", "label"]).set_index("index")
-    x, y = to_tensors(images[test_index], labels.loc[test_index, "label"].to_numpy())
+    test_index, images, labels = load_test_set(data_dir, split_path)
+    x, y = to_tensors(images, labels)
 
     tables, per_fold = [], []
     for path in sorted(model_paths, key=fold_of):

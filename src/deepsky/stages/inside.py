@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 
 from deepsky.data import storage
+from deepsky.data.tensors import load_test_set
 from deepsky.models_io import load_model
 from deepsky.stages.common import experiment_tags, logged, set_threads
 from deepsky.tracking import Run
-
-
-def test_images(data_dir, split_path, limit: int):
-    split = pd.read_parquet(split_path)
-    index = np.sort(split.loc[split["split"] == "test", "index"].to_numpy())[:limit]
-    labels = pd.read_parquet(Path(data_dir) / storage.CATALOG, columns=["index", "label"]).set_index("index")
-    images = storage.load_images(Path(data_dir) / storage.IMAGES)
-    return np.asarray(images[index]), labels.loc[index, "label"].to_numpy()
 
 
 def main(smk) -> None:
@@ -30,7 +21,7 @@ def main(smk) -> None:
         set_threads(smk.threads)
         data_dir = Path(smk.input.card).parent
         model, meta = load_model(smk.input.model, "cpu")
-        images, labels = test_images(data_dir, smk.input.split, smk.params.max_images)
+        _, images, labels = load_test_set(data_dir, smk.input.split, smk.params.max_images)
         outdir = Path(smk.output[0]).parent
         numbers = render_inside_figures(model, meta, images, labels, outdir, [Path(p).stem for p in smk.output])
         storage.write_json(outdir / "numbers.json", numbers)

@@ -12,11 +12,10 @@ import torch
 
 from deepsky.data import storage
 from deepsky.data.artefacts import add_artefact
-from deepsky.data.tensors import asinh_stretch
+from deepsky.data.tensors import asinh_stretch, load_test_set
 from deepsky.models_io import load_model
 from deepsky.stages.common import experiment_tags, logged, set_threads
 from deepsky.stages.evaluate import fold_of
-from deepsky.stages.inside import test_images
 from deepsky.tracking import Run
 from deepsky.train import job_seed, predict
 
@@ -56,7 +55,7 @@ def main(smk) -> None:
         set_threads(smk.threads)
         base_dir = Path(smk.input.base_card).parent
         card = storage.read_card(base_dir)
-        images, labels = test_images(base_dir, smk.input.base_split, limit=100_000)
+        _, images, labels = load_test_set(base_dir, smk.input.base_split)
         conditions = test_conditions(images, labels, card["class_names"], spec, job_seed(smk.config["seed"], "pitfall"))
         labels_of = {"clean": "trained on clean data", "spurious": f"trained with the artefact on {spec['on_class']} images"}
         members = {labels_of["clean"]: list(smk.input.clean), labels_of["spurious"]: list(smk.input.spurious)}

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepsky.config import PRACTICE_STEMS  # noqa: F401 (re-exported for rules)
 from deepsky.data import storage
 from deepsky.figures import classification, lens_finding
 from deepsky.stages.common import experiment_tags, logged
