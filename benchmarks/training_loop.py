@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from deepsky.models import create_model
+from deepsky.tasks import make_task
 from deepsky.train import fit, pick_device
 
 
@@ -42,7 +43,8 @@ def our_loop(model, x, y, epochs, batch_size, device):
     settings = {"epochs": epochs, "batch_size": batch_size, "learning_rate": 1e-3, "patience": epochs + 1}
     val = (x[:256], y[:256])
     with tempfile.TemporaryDirectory() as tmp:
-        history, _ = fit(model, (x, y), val, settings, device, 0, Path(tmp) / "last.pt", 1)
+        history, _ = fit(model, (x, y), val, settings, device, 0, Path(tmp) / "last.pt",
+                         make_task({"name": "binary", "class_names": ["non-lens", "lens"]}))
     # Training time only, as the bare loop has no validation or checkpoint.
     return sum(r["images_per_second"] * r["epoch_seconds"] for r in history) / sum(r["epoch_seconds"] for r in history)
 

@@ -110,3 +110,18 @@ def tiny_run(tmp_path_factory):
     return workdir
 
 
+
+
+def kill_at_first_checkpoint(process, out_dir):
+    """SIGKILL a training job as soon as its first epoch checkpoint exists; return the checkpoint."""
+    import signal
+    import time
+
+    checkpoint = out_dir / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint.exists() and not (out_dir / "model.pt").exists(), "the job finished before it could be killed"
+    return checkpoint

@@ -1,8 +1,6 @@
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pandas as pd
@@ -11,7 +9,7 @@ import torch
 
 from deepsky.data import storage
 from deepsky.stages.train import train_fold
-from tests.conftest import ROOT, training_config
+from tests.conftest import ROOT, kill_at_first_checkpoint, training_config
 
 SCRIPT = textwrap.dedent(
     """
@@ -39,14 +37,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(rings, tmp_path):
     assert run_training(config, rings, reference).wait(timeout=300) == 0
 
     crashed = tmp_path / "crashed"
-    process = run_training(config, rings, crashed)
-    checkpoint = crashed / "checkpoints" / "last.pt"
-    deadline = time.time() + 240
-    while not checkpoint.exists() and time.time() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert checkpoint.exists() and not (crashed / "model.pt").exists(), "the job finished before it could be killed"
+    checkpoint = kill_at_first_checkpoint(run_training(config, rings, crashed), crashed)
     epoch_at_crash = torch.load(checkpoint, weights_only=True)["epoch"]
     assert epoch_at_crash < 5
 

@@ -111,6 +111,7 @@ def _check_cross_references(config: dict) -> None:
             elif dataset["split"] != base["split"]:
                 problems.append(f"config key 'datasets.{name}.split': must equal the split of '{dataset['base']}'")
     for name, experiment in config.get("experiments", {}).items():
+        problems += _check_task(name, experiment, datasets)
         for stem, members in figure_specs(experiment).items():
             unknown = sorted(set(members) - set(experiment_members(experiment)))
             if unknown:
@@ -130,6 +131,48 @@ def _check_cross_references(config: dict) -> None:
         problems.append(f"config key 'gradients.dataset': unknown dataset '{gradients['dataset']}'")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+TASK_NAMES = ("binary", "multiclass", "regression")
+
+
+def experiment_task(experiment: dict, datasets: dict) -> str:
+    """The experiment's `task`, or the classification its dataset's classes imply."""
+    if "task" in experiment:
+        return experiment["task"]
+    dataset = datasets[experiment["dataset"]]
+    return "binary" if len(dataset_class_names(dataset, datasets)) == 2 else "multiclass"
+
+
+def task_spec(experiment: dict, datasets: dict, class_names: list[str] | None = None) -> dict:
+    """The spec deepsky.tasks.make_task builds the experiment's task from (saved with each model)."""
+    name = experiment_task(experiment, datasets)
+    if name == "regression":
+        return {"name": name, "targets": dict(experiment["targets"]), "uncertainty": experiment.get("uncertainty", "none"),
+                "mc_dropout": int(experiment.get("mc_dropout", 0))}
+    if class_names is None:
+        class_names = dataset_class_names(datasets[experiment["dataset"]], datasets)
+    return {"name": name, "class_names": list(class_names)}
+
+
+def _check_task(name: str, experiment: dict, datasets: dict) -> list[str]:
+    if experiment["dataset"] not in datasets:
+        return []
+    task = experiment_task(experiment, datasets)
+    options = [k for k in ("targets", "uncertainty", "mc_dropout", "combine") if k in experiment]
+    if task == "regression":
+        if "targets" not in experiment:
+            return [f"config key 'experiments.{name}.targets': a regression experiment needs targets (name: catalog column)"]
+        if experiment["training"].get("augment", False):
+            return [f"config key 'experiments.{name}.training.augment': flips and rotations would change the "
+                    "regression targets; set it to false"]
+        return []
+    if options:
+        return [f"config key 'experiments.{name}.{options[0]}': only regression experiments take it (task is {task})"]
+    classes = dataset_class_names(datasets[experiment["dataset"]], datasets)
+    if task == "binary" and len(classes) != 2:
+        return [f"config key 'experiments.{name}.task': binary needs 2 classes, dataset has {len(classes)}"]
+    return []
 
 
 def figure_specs(experiment: dict) -> dict[str, list[str]]:
@@ -173,6 +216,7 @@ PRACTICE_STEMS = {
 
 FIXED_CLASSES = {
     "simulate_lenses": ["non-lens", "lens"],
+    "simulate_lens_parameters": ["lens"],
     "bologna": ["non-lens", "lens"],
     "simulate_galaxies": ["round", "edge_on", "spiral"],
     "cats_dogs": ["cat", "dog"],

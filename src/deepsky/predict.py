@@ -1,7 +1,9 @@
-"""Score new cutouts with a trained model: FITS files (or folders of them) -> CSV of scores.
+"""Predict with a trained model on new cutouts: FITS files (or folders of them) -> CSV.
 
-A file that cannot be scored (not FITS, wrong shape or band count, NaNs) is reported with its
-name and skipped; the others are still scored.
+What is written per file depends on the model's task: `score_<class>` for a binary classifier,
+the predicted class and `p_<class>` for several classes, `<target>_pred` and `<target>_sigma` for
+a regression model. A file that cannot be used (not FITS, wrong shape or band count, NaNs) is
+reported with its name and skipped; the others are still predicted.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import torch
 
 from deepsky.data.fits_io import CutoutError, read_cutout
 from deepsky.data.tensors import asinh_stretch
-from deepsky.models_io import load_model
-from deepsky.train import pick_device, predict
+from deepsky.models_io import NotAModelError, load_model
+from deepsky.tasks import task_from_meta
+from deepsky.train import pick_device
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz")
 
@@ -31,13 +34,13 @@ def expand_inputs(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def score_files(model_path, inputs, batch_size: int = 128, device: str = "auto"):
-    """Return (rows of (file, score or per-class scores), errors of (file, message))."""
+def predict_files(model_path, inputs, batch_size: int = 128, device: str = "auto"):
+    """Return (files predicted, {column: values} of the task, errors of (file, message), meta)."""
     dev = pick_device(device)
     model, meta = load_model(model_path, dev)
-    files = expand_inputs(inputs)
+    task = task_from_meta(meta)
     good, arrays, errors = [], [], []
-    for path in files:
+    for path in expand_inputs(inputs):
         try:
             if not path.exists():
                 raise CutoutError(f"{path}: no such file")
@@ -45,36 +48,46 @@ def score_files(model_path, inputs, batch_size: int = 128, device: str = "auto")
             good.append(path)
         except CutoutError as exc:
             errors.append((str(path), str(exc)))
-    rows = []
+    predicted = {}
     if arrays:
         x = torch.from_numpy(asinh_stretch(np.stack(arrays)))
-        _, scores = predict(model, x, dev, batch_size)
-        for path, score in zip(good, scores.numpy()):
-            rows.append((str(path), score))
-    return rows, errors, meta
+        with torch.inference_mode():
+            predicted = task.predict(model, x, dev, batch_size)
+    return good, predicted, errors, meta
 
 
-def write_scores(rows, meta, out) -> None:
-    names = meta["class_names"]
-    writer = csv.writer(out)
-    if meta["num_outputs"] == 1:
-        writer.writerow(["file", f"score_{names[1]}"])
-        writer.writerows((path, f"{float(s):.6f}") for path, s in rows)
+def score_files(model_path, inputs, batch_size: int = 128, device: str = "auto"):
+    """Classifier convenience: (rows of (file, P(class 1) or class probabilities), errors, meta)."""
+    files, predicted, errors, meta = predict_files(model_path, inputs, batch_size, device)
+    if "score" in predicted:
+        values = predicted["score"]
     else:
-        writer.writerow(["file", "predicted"] + [f"p_{n}" for n in names])
-        writer.writerows([path, names[int(np.argmax(s))]] + [f"{float(v):.6f}" for v in s] for path, s in rows)
+        values = np.stack([predicted[f"p_{n}"] for n in meta["class_names"]], axis=1) if files else []
+    return [(str(path), value) for path, value in zip(files, values)], errors, meta
+
+
+def write_predictions(files, predicted, meta, out) -> None:
+    columns = task_from_meta(meta).user_columns(predicted) if files else {}
+    writer = csv.writer(out)
+    writer.writerow(["file"] + list(columns))
+    for k, path in enumerate(files):
+        writer.writerow([str(path)] + [values[k] for values in columns.values()])
 
 
 def run(model: str, inputs: list[str], output: str | None, batch_size: int, device: str) -> int:
-    rows, errors, meta = score_files(model, inputs, batch_size, device)
+    try:
+        files, predicted, errors, meta = predict_files(model, inputs, batch_size, device)
+    except (NotAModelError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for _, message in errors:
         print(f"error: {message}", file=sys.stderr)
     if output:
         with open(output, "w", newline="") as handle:
-            write_scores(rows, meta, handle)
+            write_predictions(files, predicted, meta, handle)
     else:
-        write_scores(rows, meta, sys.stdout)
-    print(f"scored {len(rows)} file(s), {len(errors)} could not be scored", file=sys.stderr)
-    if not rows and errors:
+        write_predictions(files, predicted, meta, sys.stdout)
+    print(f"predicted {len(files)} file(s), {len(errors)} could not be used", file=sys.stderr)
+    if not files and errors:
         return 2
     return 1 if errors else 0

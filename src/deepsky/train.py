@@ -1,5 +1,7 @@
-"""The training loop: Adam, cross-entropy, early stopping on validation loss, a checkpoint every
-epoch and resume from it, mixed precision on CUDA. Readable top to bottom."""
+"""The one training loop of every experiment: early stopping on validation loss, a checkpoint
+every epoch and exact resume from it, mixed precision on CUDA, a progress bar and a NaN guard.
+What is learnt (targets, loss, the step itself) comes from a task (deepsky.tasks). Readable top
+to bottom."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
+
+from deepsky.tasks.base import Amp
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -55,13 +59,6 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
     return logits, scores_from_logits(logits)
 
 
-def evaluate_loss(model, loss_fn, x, y, device, batch_size) -> tuple[float, float]:
-    logits, scores = predict(model, x, device, batch_size)
-    loss = float(loss_fn(logits, targets_for(loss_fn, y)))
-    predicted = (scores >= 0.5).long() if scores.ndim == 1 else scores.argmax(1)
-    return loss, float((predicted == y).float().mean())
-
-
 def save_atomic(payload: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -69,16 +66,16 @@ def save_atomic(payload: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def fit(model, train, val, settings: dict, device: torch.device, seed: int, checkpoint: Path, num_outputs: int, on_epoch=None, run_id=None):
-    """Train with early stopping; resume from `checkpoint` if it exists. Returns (history, best state)."""
-    x_train, y_train = train
-    x_val, y_val = val
-    loss_fn = loss_function(num_outputs)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=settings["learning_rate"], weight_decay=settings.get("weight_decay", 0.0)
-    )
-    use_amp = device.type == "cuda" and settings.get("mixed_precision", True)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+def fit(model, train, val, settings: dict, device: torch.device, seed: int, checkpoint: Path, task,
+        on_epoch=None, run_id=None):
+    """Train with early stopping on the validation loss; resume from `checkpoint` if it exists.
+
+    `task` (deepsky.tasks) supplies the optimisers, the batches and one step; this loop owns the
+    epochs, seeding, checkpoints, mixed precision, progress and the NaN guard. Returns
+    (history, best state).
+    """
+    optimizers = task.optimizers(model, settings)
+    amp = Amp(device, settings.get("mixed_precision", True))
     batch_size = settings["batch_size"]
     patience = settings.get("patience", settings["epochs"])
     history, best_state, best_val, bad_epochs, start_epoch = [], None, math.inf, 0, 0
@@ -86,8 +83,9 @@ def fit(model, train, val, settings: dict, device: torch.device, seed: int, chec
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        amp.scaler.load_state_dict(state["scaler"])
         history, best_state = state["history"], state["best_state"]
         best_val, bad_epochs, start_epoch = state["best_val_loss"], state["bad_epochs"], state["epoch"] + 1
         print(f"resuming from {checkpoint} after epoch {state['epoch']}", flush=True)
@@ -95,62 +93,55 @@ def fit(model, train, val, settings: dict, device: torch.device, seed: int, chec
             return history, best_state
 
     if device.type == "cuda":
-        x_train = x_train.pin_memory()
-    n = len(x_train)
+        train = task.pin(train)
+    n = task.num_examples(train)
     for epoch in range(start_epoch, settings["epochs"]):
         # Seeding per epoch makes a resumed run draw exactly what an uninterrupted one would.
         torch.manual_seed(job_seed(seed, "epoch", epoch))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(job_seed(seed, "order", epoch)))
         model.train()
-        started, total_loss = time.perf_counter(), 0.0
+        started, sums = time.perf_counter(), {}
         batches = tqdm(
             range(0, n, batch_size), desc=f"epoch {epoch + 1}/{settings['epochs']}", unit="batch",
             mininterval=5, leave=False,
         )
         for start in batches:
             idx = order[start : start + batch_size]
-            xb = x_train[idx].to(device, non_blocking=True)
-            yb = y_train[idx].to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(xb), targets_for(loss_fn, yb))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            batch_loss = loss.item()
-            if not math.isfinite(batch_loss):
+            step = task.train_step(model, task.batch(train, idx, device), optimizers, amp)
+            amp.update()
+            if not all(math.isfinite(v) for v in step.values()):
                 raise FloatingPointError(
-                    f"training loss became {batch_loss} at epoch {epoch + 1} (batch {start // batch_size + 1}); "
+                    f"training loss became {step} at epoch {epoch + 1} (batch {start // batch_size + 1}); "
                     "lower the learning rate or check the input data"
                 )
-            total_loss += batch_loss * len(idx)
+            for key, value in step.items():
+                sums[key] = sums.get(key, 0.0) + value * len(idx)
         seconds = time.perf_counter() - started
-        val_loss, val_accuracy = evaluate_loss(model, loss_fn, x_val, y_val, device, batch_size * 2)
+        if settings.get("precise_bn", True):
+            task.recalibrate_batchnorm(model, train, device, batch_size)
+        validation = task.validate(model, val, device, batch_size * 2)
         record = {
             "epoch": epoch + 1,
-            "train_loss": total_loss / n,
-            "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
+            **{f"train_{key}": total / n for key, total in sums.items()},
+            **validation,
             "epoch_seconds": seconds,
             "images_per_second": n / seconds,
         }
         history.append(record)
+        val_loss = validation["val_loss"]
         if val_loss < best_val:
             best_val, bad_epochs = val_loss, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-        print(
-            f"epoch {epoch + 1}: train_loss={record['train_loss']:.4f} val_loss={val_loss:.4f} "
-            f"val_acc={val_accuracy:.3f} ({seconds:.1f}s)",
-            flush=True,
-        )
+        quick = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_")))
+        print(f"epoch {epoch + 1}: {quick} ({seconds:.1f}s)", flush=True)
         save_atomic(
             {
                 "epoch": epoch,
                 "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
+                "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+                "scaler": amp.scaler.state_dict(),
                 "history": history,
                 "best_state": best_state,
                 "best_val_loss": best_val,

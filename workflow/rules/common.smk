@@ -13,6 +13,7 @@ from deepsky.config import (
     PRACTICE_STEMS,
     dataset_class_names,
     experiment_members,
+    experiment_task,
     figure_specs,
     member_dataset,
     resolve_member,
@@ -39,7 +40,7 @@ CONDA_ENV = "../../envs/deepsky.yaml"
 FIGURE_CATALOGUE = list(csv.DictReader(open(Path(workflow.basedir) / "workflow/report/figures.csv")))
 CONCEPT_STEMS = [Path(row["file"]).stem for row in FIGURE_CATALOGUE if row["rule"] == "concept_figure"]
 
-SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies"}
+SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies", "simulate_lens_parameters"}
 
 
 def wildcard_choice(names):
@@ -131,16 +132,30 @@ def fold_paths(experiment, pattern):
 
 def dataset_figure_stems(name):
     source = config["datasets"][name]["source"]
-    stems = ["002-lens-nonlens-examples" if source in LENS_SOURCES else "003-class-examples"]
+    if source == "simulate_lens_parameters":
+        stems = ["004-hezaveh17-examples"]
+    else:
+        stems = ["002-lens-nonlens-examples" if source in LENS_SOURCES else "003-class-examples"]
     if config["datasets"][name].get("augmentation", {}).get("copies", 0) > 0:
         stems.append("002-data-augmentation")
     return stems
 
 
-def member_paths(experiment, pattern):
-    """pattern formatted for every architecture or variant of an experiment."""
+def member_paths(experiment, pattern, combined=True):
+    """pattern formatted for every architecture or variant of an experiment (and the combined
+    network of a regression experiment that asks for one)."""
     members = experiment_members(config["experiments"][experiment])
+    if combined and config["experiments"][experiment].get("combine", False):
+        members = members + ["combined"]
     return [pattern.format(experiment=experiment, arch=arch) for arch in members]
+
+
+def combined_inputs(wildcards):
+    e = wildcards.experiment
+    return {
+        "predictions": member_paths(e, "results/{experiment}/{arch}/predictions.parquet", combined=False),
+        "card": f"results/data/{dataset_of(e)}/card.json",
+    }
 
 
 def dataset_targets(name):
@@ -156,12 +171,17 @@ def experiment_figure_stems(experiment):
     stems = ["001-train-validation-loss"]
     if config["experiments"][experiment].get("variants"):
         return stems  # training-practice experiments: their comparison figures say it all
-    if len(dataset_class_names(dataset, config["datasets"])) == 2:
-        stems.append("004-roc-curves")
+    task = experiment_task(config["experiments"][experiment], config["datasets"])
+    if task == "binary":
+        stems += ["004-roc-curves", "004-reliability-diagram"]
         if dataset["source"] in LENS_SOURCES:
             stems.append("002-metcalf19-table")
-    else:
+    elif task == "multiclass":
         stems += ["004-confusion-matrix", "004-roc-one-vs-rest"]
+    elif task == "regression":
+        stems += ["004-hezaveh17-table", "004-hezaveh17-parameters"]
+        if config["experiments"][experiment].get("uncertainty", "none") != "none" or config["experiments"][experiment].get("mc_dropout", 0):
+            stems.append("004-parameter-calibration")
     return stems
 
 

@@ -72,7 +72,7 @@ rule example_grid:
     log:
         "logs/data/{dataset}/figures/{stem}.log",
     wildcard_constraints:
-        stem="002-lens-nonlens-examples|003-class-examples",
+        stem="002-lens-nonlens-examples|003-class-examples|004-hezaveh17-examples",
     conda:
         CONDA_ENV
     script:

@@ -21,6 +21,24 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+# A member may not be called "combined": that name is the regression experiments' average.
+ruleorder: evaluate_combined > evaluate
+
+
+rule evaluate_combined:
+    input:
+        unpack(combined_inputs),
+    output:
+        predictions="results/{experiment}/combined/predictions.parquet",
+        metrics="results/{experiment}/combined/metrics.json",
+    log:
+        "logs/{experiment}/combined/evaluate.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/evaluate_combined.py"
+
+
 rule summarize:
     input:
         unpack(summary_inputs),

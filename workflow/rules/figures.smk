@@ -100,3 +100,83 @@ rule roc_one_vs_rest:
         CONDA_ENV
     script:
         "../scripts/experiment_figure.py"
+
+
+rule reliability_diagram:
+    input:
+        unpack(figure_inputs),
+    output:
+        report(
+            "results/{experiment}/figures/004-reliability-diagram.png",
+            caption="../report/reliability.rst",
+            category="{experiment}",
+            subcategory="Results",
+        ),
+    log:
+        "logs/{experiment}/figures/004-reliability-diagram.log",
+    params:
+        figure="reliability_diagram",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/experiment_figure.py"
+
+
+rule hezaveh_table:
+    input:
+        unpack(figure_inputs),
+    output:
+        report(
+            "results/{experiment}/figures/004-hezaveh17-table.png",
+            caption="../report/hezaveh_table.rst",
+            category="{experiment}",
+            subcategory="Results",
+        ),
+    log:
+        "logs/{experiment}/figures/004-hezaveh17-table.log",
+    params:
+        figure="hezaveh_table",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/experiment_figure.py"
+
+
+rule parameters_predicted_vs_true:
+    input:
+        unpack(figure_inputs),
+    output:
+        report(
+            "results/{experiment}/figures/004-hezaveh17-parameters.png",
+            caption="../report/hezaveh_parameters.rst",
+            category="{experiment}",
+            subcategory="Results",
+        ),
+    log:
+        "logs/{experiment}/figures/004-hezaveh17-parameters.log",
+    params:
+        figure="predicted_vs_true",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/experiment_figure.py"
+
+
+rule parameter_calibration:
+    input:
+        unpack(figure_inputs),
+    output:
+        report(
+            "results/{experiment}/figures/004-parameter-calibration.png",
+            caption="../report/parameter_calibration.rst",
+            category="{experiment}",
+            subcategory="Results",
+        ),
+    log:
+        "logs/{experiment}/figures/004-parameter-calibration.log",
+    params:
+        figure="uncertainty_calibration",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/experiment_figure.py"

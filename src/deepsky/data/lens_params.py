@@ -39,6 +39,7 @@ DEFAULT_LENS_SIMULATION: dict = {
     "supersampling_factor": 2,
     "noise": True,
     "subtract_sky": True,
+    "lens_light": True,  # false: the central galaxy's light is left out (lens-light-subtracted data)
     "psf_model": "gaussian",
     "moffat_beta": 3.5,
     "reference_band": "i",

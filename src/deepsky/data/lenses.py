@@ -1,4 +1,5 @@
-"""Strong-lens / contaminant cutout simulator (ground-based, KiDS/LSST-like).
+"""Strong-lens / contaminant cutout simulator (ground-based, KiDS/LSST-like by default;
+:mod:`deepsky.data.lens_regression` holds HST-like settings).
 
 Public API
 ----------
@@ -12,7 +13,9 @@ Every cutout is a sum of *components*; each component has one unit-flux shape
 (evaluated once with lenstronomy on a supersampled :class:`RegularGrid`, then
 averaged to pixels) and per-band magnitudes, so colours cost nothing extra:
 
-* ``galaxy`` (all kinds): elliptical Sersic, red colours.
+* ``galaxy`` (all kinds): elliptical Sersic, red colours; left out of the image
+  (its parameters still drawn, so the lens mass stays centred on it) when
+  ``lens_light`` is false, as in lens-light-subtracted data.
 * ``source`` (kind ``lens``): SIE + SHEAR (``LensModel``) ray-shot Sersic plus
   Gaussian clumps (``LightModel``), blue colours.
 * ``contaminant``: ``ring`` (elliptical Gaussian annulus or tangential arc,
@@ -87,14 +90,14 @@ class _Scene:
         self.grid = _grid(cfg["image_size"], cfg["pixel_scale"], cfg["supersampling_factor"])
         self.x, self.y = self.grid.coordinates_evaluate
         self.dsub = self.pixel_scale / cfg["supersampling_factor"]
-        self.components: list[tuple[str, np.ndarray, dict]] = []
+        self.components: list[tuple[str, np.ndarray | None, dict]] = []  # None: drawn, not shown
 
     def to_pixels(self, flux: np.ndarray, normalise: bool = False) -> np.ndarray:
         """Surface brightness on the subgrid -> flux per pixel."""
         img = self.grid.flux_array2image_low_high(flux)[0] * self.pixel_scale**2
         return img / max(img.sum(), 1e-30) if normalise else img
 
-    def add(self, group: str, shape: np.ndarray, mags: dict) -> None:
+    def add(self, group: str, shape: np.ndarray | None, mags: dict) -> None:
         self.components.append((group, shape, mags))
 
     def sersic(self, x, y, R, n, q, phi, cx, cy) -> np.ndarray:
@@ -162,8 +165,10 @@ def _galaxy(scene: _Scene, rng, p: dict) -> None:
     p["galaxy_n_sersic"] = uniform(rng, pop["n_sersic_range"])
     p["galaxy_q"] = uniform(rng, pop["q_range"])
     p["galaxy_phi"] = float(rng.uniform(0.0, math.pi))
-    shape = scene.sersic(scene.x, scene.y, p["galaxy_R_sersic"], p["galaxy_n_sersic"],
-                         p["galaxy_q"], p["galaxy_phi"], p["galaxy_x"], p["galaxy_y"])
+    shape = None  # with lens_light false the draws above still place the mass, but no light is added
+    if scene.cfg["lens_light"]:
+        shape = scene.sersic(scene.x, scene.y, p["galaxy_R_sersic"], p["galaxy_n_sersic"],
+                             p["galaxy_q"], p["galaxy_phi"], p["galaxy_x"], p["galaxy_y"])
     scene.add("galaxy", shape, mags)
     _set_mags(p, "galaxy_mag", mags)
 
@@ -327,7 +332,8 @@ def _convolver(band_psf_fwhm: float, cfg: dict):
 def render_components(kind: str, rng: np.random.Generator, cfg: dict):
     """Draw one cutout.  Returns ``(image, params, components)`` where
     ``components`` maps 'galaxy'/'source'/'contaminant' to the noiseless,
-    PSF-convolved (n_bands, N, N) float64 count images of that group."""
+    PSF-convolved (n_bands, N, N) float64 count images of that group (no
+    'galaxy' entry when ``lens_light`` is false)."""
     if kind not in ALL_KINDS:
         raise ValueError(f"unknown lens-cutout kind {kind!r}; allowed: {', '.join(ALL_KINDS)}")
     if cfg is None or not _FULL_KEYS.issubset(cfg):  # a partial (user) config: merge it first
@@ -343,13 +349,15 @@ def render_components(kind: str, rng: np.random.Generator, cfg: dict):
     n, nb = cfg["image_size"], len(bands)
     groups = {}
     for group, shape, mags in scene.components:
+        if shape is None:  # the galaxy (or spiral bulge) with lens_light false
+            continue
         img = groups.setdefault(group, np.zeros((nb, n, n)))
         for ib, band in enumerate(bands):
             img[ib] += mag_to_counts(mags[band["name"]], band) * shape
     for img in groups.values():
         for ib, band in enumerate(bands):
             img[ib] = _convolver(params[f"seeing_{band['name']}"], cfg).convolution2d(img[ib])
-    model = np.clip(sum(groups.values()), 0.0, None)
+    model = np.clip(sum(groups.values()) if groups else np.zeros((nb, n, n)), 0.0, None)
     sky = np.array([sky_counts(b, cfg["pixel_scale"]) for b in bands])[:, None, None]
     read = np.array([b["read_noise"] for b in bands])[:, None, None]
     var = model + sky + read**2

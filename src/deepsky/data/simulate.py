@@ -28,6 +28,8 @@ class Simulator:
     classes: dict[str, tuple[str, ...]]  # class name -> the render kinds drawn for it
     description: str
     citation: str
+    add_targets: str | None = None  # module function: catalog -> catalog with regression-target columns
+    describe_targets: str | None = None  # module function: (catalog, cfg) -> {target: {min, max, unit}} for the card
 
 
 SIMULATORS = {
@@ -41,6 +43,16 @@ SIMULATORS = {
         },
         description="SIE+shear lenses with lensed clumpy Sersic sources and non-lens contaminants",
         citation="Birrer & Amara 2018 (lenstronomy); Metcalf et al. 2019 (challenge design)",
+    ),
+    "simulate_lens_parameters": Simulator(
+        module="deepsky.data.lens_regression",  # the lenses renderer with HST-like defaults
+        render="render_lens_cutout",
+        merge="merge_regression_config",
+        classes={"lens": ("lens",)},
+        description="lenses only (lens light removed), for lens-parameter regression (Hezaveh+2017)",
+        citation="Hezaveh, Perreault Levasseur & Marshall 2017 (Nature 548, 555); Birrer & Amara 2018 (lenstronomy)",
+        add_targets="add_regression_targets",
+        describe_targets="target_summary",
     ),
     "simulate_galaxies": Simulator(
         module="deepsky.data.galaxies",
@@ -78,7 +90,8 @@ def _render_chunk(args):
 
 
 def simulate_dataset(source: str, n_per_class: int, simulation: dict, seed: int, workers: int = 1):
-    """Return (images (N,C,H,W) float32, catalog DataFrame, merged simulation config)."""
+    """Return (images (N,C,H,W) float32, catalog DataFrame (with the regression targets of a simulator
+    that has them), merged simulation config)."""
     simulator = SIMULATORS[source]
     module = importlib.import_module(simulator.module)
     cfg = getattr(module, simulator.merge)(simulation or {})
@@ -102,6 +115,8 @@ def simulate_dataset(source: str, n_per_class: int, simulation: dict, seed: int,
     drawn = pd.DataFrame(params)
     # The plan is the authority on index, label and kind; renderers may echo them.
     catalog = pd.concat([plan, drawn.drop(columns=[c for c in plan.columns if c in drawn])], axis=1)
+    if simulator.add_targets:
+        catalog = getattr(module, simulator.add_targets)(catalog)
     return images, catalog, cfg
 
 
@@ -128,6 +143,12 @@ def write_simulated_dataset(out_dir: str | Path, name: str, dataset_cfg: dict, s
     storage.save_images(out_dir / storage.IMAGES, images)
     storage.save_table(out_dir / storage.CATALOG, catalog)
     simulator = SIMULATORS[source]
+    provenance = {
+        "simulation": sim_cfg, "seed": seed, "citation": simulator.citation, "licence": "CC-BY-4.0 (simulated here)",
+    }
+    if simulator.describe_targets:
+        describe = getattr(importlib.import_module(simulator.module), simulator.describe_targets)
+        provenance["targets"] = describe(catalog, sim_cfg)
     return write_card(
         out_dir,
         name=name,
@@ -137,5 +158,5 @@ def write_simulated_dataset(out_dir: str | Path, name: str, dataset_cfg: dict, s
         catalog=catalog,
         images_shape=images.shape,
         bands=band_names(sim_cfg),
-        provenance={"simulation": sim_cfg, "seed": seed, "citation": simulator.citation, "licence": "CC-BY-4.0 (simulated here)"},
+        provenance=provenance,
     )

@@ -10,11 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 from deepsky.data import storage
-from deepsky.figures import classification, lens_finding
+from deepsky.figures import classification, lens_finding, regression
 from deepsky.stages.common import experiment_tags, logged
 from deepsky.tracking import Run
 
-SUMMARY_METRICS = ("accuracy", "auroc", "tpr0", "tpr10", "auroc_macro_ovr")
+SUMMARY_METRICS = ("accuracy", "auroc", "tpr0", "tpr10", "auroc_macro_ovr", "coverage68_mean", "coverage95_mean")
+# Per-target regression metrics (deepsky.tasks.regression): <target><suffix>.
+SUMMARY_SUFFIXES = ("_err68", "_rmse", "_r2", "_bias", "_coverage68", "_coverage95")
+REGRESSION_FIGURES = {
+    "hezaveh_table": regression.hezaveh_table,
+    "predicted_vs_true": regression.predicted_vs_true,
+    "uncertainty_calibration": regression.uncertainty_calibration,
+}
 FOLD_DIR = re.compile(r"/(?P<arch>[^/]+)/fold(?P<fold>\d+)/[^/]+$")
 
 
@@ -27,22 +34,24 @@ def summarize(metric_files, history_files) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     histories = {arch_fold(p): pd.read_csv(p) for p in history_files}
     for metrics in (m for path in metric_files for m in json.loads(Path(path).read_text())):
-        history = histories[(metrics["architecture"], metrics["fold"])]
+        # The combined network of a regression experiment has no training history of its own.
+        history = histories.get((metrics["architecture"], metrics["fold"]))
         rows.append(
             {
                 **{k: v for k, v in metrics.items() if k not in ("confusion", "train_run_id")},
-                "epochs_run": len(history),
-                "train_seconds": float(history["epoch_seconds"].sum()),
-                "train_images_per_second": float(history["images_per_second"].median()),
+                "epochs_run": len(history) if history is not None else 0,
+                "train_seconds": float(history["epoch_seconds"].sum()) if history is not None else 0.0,
+                "train_images_per_second": float(history["images_per_second"].median()) if history is not None else float("nan"),
             }
         )
-    per_fold = pd.DataFrame(rows).sort_values(["architecture", "fold"])
-    present = [m for m in SUMMARY_METRICS if m in per_fold]
+    per_fold = pd.DataFrame(rows)
+    order = list(dict.fromkeys(per_fold["architecture"]))
+    per_fold = per_fold.sort_values(["architecture", "fold"])
+    present = [m for m in per_fold if m in SUMMARY_METRICS or m.endswith(SUMMARY_SUFFIXES)]
     grouped = per_fold.groupby("architecture", sort=False)
     summary = grouped[present + ["train_seconds", "train_images_per_second"]].agg(["mean", "std"])
     summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
     summary.insert(0, "n_folds", grouped.size())
-    order = list(dict.fromkeys(per_fold["architecture"]))
     return per_fold, summary.reindex(order).reset_index()
 
 
@@ -72,6 +81,11 @@ def figure_main(smk) -> None:
                 classification.confusion_matrices(predictions, card["class_names"], png)
             elif name == "one_vs_rest_roc":
                 classification.one_vs_rest_roc(predictions, card["class_names"], png)
+            elif name == "reliability_diagram":
+                regression.reliability_diagram(predictions, png)
+            elif name in REGRESSION_FIGURES:
+                targets = list(smk.config["experiments"][experiment]["targets"])
+                REGRESSION_FIGURES[name](predictions, targets, png)
             else:
                 raise ValueError(f"unknown experiment figure '{name}'")
         log_figure(smk.config, experiment, card, png)
@@ -96,7 +110,10 @@ def example_grid(smk) -> None:
         stem = Path(smk.output[0]).stem
         images = storage.load_images(smk.input.images)
         catalog = pd.read_parquet(smk.input.catalog)
-        lens_finding.examples(images, catalog, smk.output[0], EXAMPLE_TITLES[stem])
+        if stem == "004-hezaveh17-examples":
+            regression.lens_parameter_examples(images, catalog, smk.output[0])
+        else:
+            lens_finding.examples(images, catalog, smk.output[0], EXAMPLE_TITLES[stem])
 
 
 def augmentation_figure(smk) -> None:

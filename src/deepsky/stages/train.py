@@ -7,11 +7,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from deepsky.config import resolve_member
+from deepsky.config import resolve_member, task_spec
 from deepsky.data import storage
 from deepsky.data.tensors import load_fold
 from deepsky.models import count_parameters, create_model
 from deepsky.stages.common import experiment_slice, experiment_tags, logged, set_threads
+from deepsky.tasks import make_task
 from deepsky.tracking import Run
 from deepsky.train import fit, job_seed, pick_device, save_atomic
 
@@ -23,14 +24,16 @@ def train_fold(
     architecture, kwargs, settings = resolve_member(exp, arch)
     card = storage.read_card(data_dir)
     class_names = card["class_names"]
-    num_outputs = 1 if len(class_names) == 2 else len(class_names)
+    task = make_task(task_spec(exp, config["datasets"], class_names))
+    task.check_training(settings)
+    num_outputs = task.head_size
     seed = job_seed(config["seed"], "train", experiment, arch, fold)
     device = pick_device(config.get("device", "auto"))
     torch.manual_seed(seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    data = load_fold(data_dir, split_path, fold, augmented_dir if settings.get("augment", False) else None)
+    data = load_fold(data_dir, split_path, fold, augmented_dir if settings.get("augment", False) else None, task)
     in_channels, image_size = data["train"][0].shape[1], data["train"][0].shape[-1]
     model = create_model(architecture, in_channels, num_outputs, image_size=image_size, **kwargs).to(device)
     checkpoint = Path(out_model).parent / "checkpoints" / "last.pt"
@@ -47,6 +50,7 @@ def train_fold(
                 {
                     "architecture": architecture,
                     "member": arch,
+                    "task": task.name,
                     "model_kwargs": kwargs,
                     "training": settings,
                     "fold": fold,
@@ -61,7 +65,7 @@ def train_fold(
         else:
             run.log_missing_epochs(previous_history)
         history, best_state = fit(
-            model, data["train"], data["val"], settings, device, seed, checkpoint, num_outputs,
+            model, data["train"], data["val"], settings, device, seed, checkpoint, task,
             on_epoch=lambda record: run.log_metrics(record, step=record["epoch"]), run_id=run.run_id,
         )
         meta = {
@@ -72,6 +76,7 @@ def train_fold(
             "image_size": int(image_size),
             "num_outputs": int(num_outputs),
             "class_names": class_names,
+            "task": task.spec,
             "bands": card["bands"],
             "normalization": "asinh",
             "train_run_id": run.run_id,

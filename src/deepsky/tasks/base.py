@@ -1,0 +1,205 @@
+"""The task interface and its registry.
+
+A task owns one kind of learning: which catalog columns are its targets and how they are
+encoded, the head size, the loss, one optimisation step, the prediction columns and the metrics.
+The loop in `deepsky.train` owns time: epochs, early stopping, checkpoints and exact resume,
+mixed precision, progress and tracking. A task that needs more than one optimiser (a GAN), or
+batches that are not tensors (graphs, padded sequences), overrides `optimizers`, `batch` and
+`train_step`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+_TASKS: dict[str, type["Task"]] = {}
+
+
+def register_task(name: str) -> Callable[[type["Task"]], type["Task"]]:
+    def decorator(cls: type[Task]) -> type[Task]:
+        if name in _TASKS and _TASKS[name] is not cls:
+            raise ValueError(f"task {name!r} is already registered")
+        cls.name = name
+        _TASKS[name] = cls
+        return cls
+
+    return decorator
+
+
+def registered_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def make_task(spec: dict) -> "Task":
+    """Build a task from its spec ({"name": ..., task options...})."""
+    name = spec.get("name")
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(registered_tasks())})")
+    return _TASKS[name](spec)
+
+
+def task_from_meta(meta: dict) -> "Task":
+    """The task a saved model was trained for (models saved before tasks existed are classifiers)."""
+    if "task" in meta:
+        return make_task(meta["task"])
+    names = meta["class_names"]
+    return make_task({"name": "binary" if meta["num_outputs"] == 1 else "multiclass", "class_names": names})
+
+
+class Amp:
+    """Mixed precision on CUDA (autocast + gradient scaling); a no-op on the CPU."""
+
+    def __init__(self, device: torch.device, enabled: bool):
+        self.device = device
+        self.enabled = enabled and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, enabled=self.enabled) if self.device.type == "cuda" else contextlib.nullcontext()
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """zero_grad, backward and step of one optimiser on one loss."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+
+    def update(self) -> None:
+        self.scaler.update()
+
+
+class Task:
+    """Defaults for a supervised task on image tensors; subclasses fill in the abstract parts."""
+
+    name = "task"
+    #: Metrics of `metrics()` that the K-fold summary reports as mean and std over folds.
+    summary_metrics: tuple[str, ...] = ()
+
+    def __init__(self, spec: dict):
+        self.spec = dict(spec)
+
+    # ---- what the model and data look like
+    @property
+    def head_size(self) -> int:
+        raise NotImplementedError
+
+    def targets(self, catalog: pd.DataFrame) -> np.ndarray:
+        """Raw targets of these catalog rows (labels, physical values...)."""
+        raise NotImplementedError
+
+    def fit_encoding(self, raw_train_targets: np.ndarray) -> None:
+        """Learn any target encoding from the training targets (stored in the spec)."""
+
+    def encode(self, raw: np.ndarray) -> torch.Tensor:
+        """Raw targets -> what the loss compares the outputs with."""
+        raise NotImplementedError
+
+    def check_training(self, settings: dict) -> None:
+        """Refuse training settings that make no sense for this task."""
+
+    # ---- training
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def optimizers(self, model: nn.Module, settings: dict) -> dict[str, torch.optim.Optimizer]:
+        return {
+            "model": torch.optim.Adam(
+                model.parameters(), lr=settings["learning_rate"], weight_decay=settings.get("weight_decay", 0.0)
+            )
+        }
+
+    def num_examples(self, data) -> int:
+        return len(data[0])
+
+    def pin(self, data):
+        return tuple(t.pin_memory() for t in data)
+
+    def batch(self, data, idx: torch.Tensor, device: torch.device):
+        return tuple(t[idx].to(device, non_blocking=True) for t in data)
+
+    def train_step(self, model: nn.Module, batch, optimizers: dict, amp: Amp) -> dict[str, float]:
+        """One optimisation step; returns at least {"loss": float}."""
+        x, y = batch
+        with amp.autocast():
+            loss = self.loss(model(x), y)
+        amp.step(loss, optimizers["model"])
+        return {"loss": loss.item()}
+
+    def model_input(self, batch):
+        """The part of a batch the model is called on (for batch-norm recalibration)."""
+        return batch[0]
+
+    @torch.no_grad()
+    def recalibrate_batchnorm(self, model: nn.Module, data, device: torch.device, batch_size: int) -> bool:
+        """Recompute batch-norm running statistics on the training set with the current weights.
+
+        The running averages lag the weights: with few, large steps per epoch (small data, Adam)
+        they describe an older network, and evaluation-mode outputs shift (the lens finder's
+        validation accuracy fell to chance for one epoch while its training loss kept falling).
+        A pass over the training data in order, dropout off, gives exact statistics
+        ("precise BN", Wu & Johnson 2021). Returns False when the model has no batch norm.
+        """
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if not norms:
+            return False
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+        model.train()
+        dropouts = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+        for m in dropouts:
+            m.eval()
+        order = torch.arange(self.num_examples(data))
+        for start in range(0, len(order), batch_size):
+            model(self.model_input(self.batch(data, order[start : start + batch_size], device)))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        return True
+
+    @torch.no_grad()
+    def forward(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+        """Raw outputs of the model in eval mode, on the CPU, in float32."""
+        model.eval()
+        chunks = []
+        amp = Amp(device, enabled=True)
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device, non_blocking=True)
+            with amp.autocast():
+                chunks.append(model(xb).float().cpu())
+        return torch.cat(chunks) if chunks else torch.empty(0, self.head_size)
+
+    def validate(self, model: nn.Module, data, device: torch.device, batch_size: int) -> dict[str, float]:
+        """Validation loss (early stopping watches it) and the task's quick metrics."""
+        x, y = data
+        outputs = self.forward(model, x, device, batch_size)
+        return {"val_loss": float(self.loss(outputs, y)), **self.validation_metrics(outputs, y)}
+
+    def validation_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        return {}
+
+    # ---- predictions and metrics
+    def predict(self, model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Named prediction columns for these inputs (the task's table contract)."""
+        raise NotImplementedError
+
+    def truth_columns(self, raw_targets: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def prediction_table(self, index, raw_targets, predicted: dict, fold: int, architecture: str) -> pd.DataFrame:
+        table = pd.DataFrame({"index": index, **self.truth_columns(raw_targets), "fold": fold, "architecture": architecture})
+        for name, values in predicted.items():
+            table[name] = values
+        return table
+
+    def metrics(self, table: pd.DataFrame) -> dict:
+        raise NotImplementedError
+
+    def user_columns(self, predicted: dict) -> dict[str, list]:
+        """What `deepsky predict` writes per input (default: the prediction columns)."""
+        return {name: list(values) for name, values in predicted.items()}
