@@ -91,7 +91,7 @@ def tiny_config(experiments=("lens_finding",), gradients=False) -> dict:
     return config
 
 
-TINY = tiny_config(("lens_finding", "galaxy_morphology", "spurious_feature"), gradients=True)
+TINY = tiny_config(("lens_finding", "galaxy_morphology", "spurious_feature", "lens_parameters"), gradients=True)
 
 
 def snakemake(workdir, *args, env=None):

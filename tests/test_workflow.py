@@ -43,7 +43,8 @@ def test_mlflow_runs(tiny_run):
         [f"train/lens_finding/{arch}/fold{fold}" for arch in ("simple_cnn", "winning_cnn") for fold in (0, 1)]
         + [f"evaluate/lens_finding/{arch}" for arch in ("simple_cnn", "winning_cnn")]
         + [f"figure/lens_finding/{stem}" for stem in ("001-train-validation-loss", "004-roc-curves",
-                                                       "002-metcalf19-table", "001-architecture-accuracy")]
+                                                       "004-reliability-diagram", "002-metcalf19-table",
+                                                       "001-architecture-accuracy")]
         + ["inside/lens_finding/winning_cnn/fold0"]
     )
     assert names == expected
@@ -167,3 +168,33 @@ def test_spurious_feature_pitfall(tiny_run):
     split = pd.read_parquet(tiny_run / "results/data/lenses_artefact/split.parquet")
     base_split = pd.read_parquet(tiny_run / "results/data/lenses_small/split.parquet")
     pd.testing.assert_frame_equal(split, base_split)
+
+
+def test_regression_experiment(tiny_run):
+    """Lens-parameter regression through the same train / evaluate / summary rules."""
+    results = tiny_run / "results/lens_parameters"
+    targets = ["theta_E", "epsilon_x", "epsilon_y", "x", "y"]
+    summary = pd.read_csv(results / "summary.csv")
+    assert list(summary["architecture"]) == ["simple_cnn", "winning_cnn", "combined"]
+    assert {f"{t}_err68_mean" for t in targets} | {f"{t}_coverage68_mean" for t in targets} <= set(summary)
+    for arch in ("winning_cnn", "combined"):
+        table = pd.read_parquet(results / f"{arch}/predictions.parquet")
+        assert {"index", "fold", "architecture"} | set(targets) | {f"{t}_pred" for t in targets} | {
+            f"{t}_sigma" for t in targets} <= set(table)
+        assert sorted(table["fold"].unique()) == [0, 1] and (table["theta_E_sigma"] > 0).all()
+    catalog = pd.read_parquet(tiny_run / "results/data/lens_parameters/catalog.parquet").set_index("index")
+    table = pd.read_parquet(results / "winning_cnn/predictions.parquet")
+    assert (table["theta_E"].to_numpy() == catalog.loc[table["index"], "theta_E"].to_numpy()).all()
+    for stem in ["004-hezaveh17-table", "004-hezaveh17-parameters", "004-parameter-calibration",
+                 "001-train-validation-loss"]:
+        assert (results / f"figures/{stem}.png").stat().st_size > 10_000
+    assert (tiny_run / "results/data/lens_parameters/figures/004-hezaveh17-examples.png").exists()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tiny_run}/results/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("lens_parameters").experiment_id])
+    names = {r.info.run_name for r in runs}
+    assert {"evaluate/lens_parameters/combined", "train/lens_parameters/winning_cnn/fold1"} <= names
+    train = next(r for r in runs if r.info.run_name == "train/lens_parameters/winning_cnn/fold1")
+    assert train.data.params["task"] == "regression"

@@ -15,7 +15,6 @@ import torch
 
 from deepsky.config import task_spec
 from deepsky.data import storage
-from deepsky.data.tensors import asinh_stretch, load_test_set
 from deepsky.models_io import load_model
 from deepsky.stages.common import experiment_tags, logged, set_threads
 from deepsky.tasks import make_task, task_from_meta
@@ -63,8 +62,7 @@ def evaluate_architecture(config, experiment, arch, model_paths, data_dir, split
     card = storage.read_card(data_dir)
     paths = sorted(model_paths, key=fold_of)
     task = task_from_meta(load_model(paths[0], "cpu")[1])
-    test_index, images, raw_targets = load_test_set(data_dir, split_path, task=task)
-    x = torch.from_numpy(asinh_stretch(images))
+    test_index, x, raw_targets = task.load_test(data_dir, split_path)
 
     tables, per_fold = [], []
     for path in paths:

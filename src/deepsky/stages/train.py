@@ -9,7 +9,6 @@ import torch
 
 from deepsky.config import resolve_member, task_spec
 from deepsky.data import storage
-from deepsky.data.tensors import load_fold
 from deepsky.models import count_parameters, create_model
 from deepsky.stages.common import experiment_slice, experiment_tags, logged, set_threads
 from deepsky.tasks import make_task
@@ -33,9 +32,9 @@ def train_fold(
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    data = load_fold(data_dir, split_path, fold, augmented_dir if settings.get("augment", False) else None, task)
-    in_channels, image_size = data["train"][0].shape[1], data["train"][0].shape[-1]
-    model = create_model(architecture, in_channels, num_outputs, image_size=image_size, **kwargs).to(device)
+    data = task.load_fold(data_dir, split_path, fold, augmented_dir if settings.get("augment", False) else None)
+    dims = task.input_dims(data["train"])
+    model = create_model(architecture, dims["in_channels"], num_outputs, image_size=dims["image_size"], **kwargs).to(device)
     checkpoint = Path(out_model).parent / "checkpoints" / "last.pt"
     previous_run, previous_history = None, []
     if checkpoint.exists():
@@ -57,8 +56,8 @@ def train_fold(
                     "seed": seed,
                     "device": device.type,
                     "n_parameters": count_parameters(model),
-                    "n_train": len(data["train"][1]),
-                    "n_val": len(data["val"][1]),
+                    "n_train": task.num_examples(data["train"]),
+                    "n_val": task.num_examples(data["val"]),
                     "config": experiment_slice(config, experiment),
                 }
             )
@@ -72,8 +71,8 @@ def train_fold(
             "architecture": architecture,
             "member": arch,
             "model_kwargs": kwargs,
-            "in_channels": int(in_channels),
-            "image_size": int(image_size),
+            "in_channels": dims["in_channels"],
+            "image_size": dims["image_size"],
             "num_outputs": int(num_outputs),
             "class_names": class_names,
             "task": task.spec,

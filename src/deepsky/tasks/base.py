@@ -99,6 +99,25 @@ class Task:
         """Raw targets -> what the loss compares the outputs with."""
         raise NotImplementedError
 
+    # ---- data on disk (a dataset folder: catalog.parquet, card.json, images.npy for image tasks)
+    def load_fold(self, dataset_dir, split_path, fold: int, augmented_dir=None) -> dict:
+        """{"train": data, "val": data, ...} for one fold; targets encoded (fit on train only)."""
+        from deepsky.data.tensors import load_fold
+
+        return load_fold(dataset_dir, split_path, fold, augmented_dir, task=self)
+
+    def load_test(self, dataset_dir, split_path):
+        """(catalog indices, model inputs, raw targets) of the held-out test set."""
+        from deepsky.data.tensors import asinh_stretch, load_test_set
+
+        index, images, raw = load_test_set(dataset_dir, split_path, task=self)
+        return index, torch.from_numpy(asinh_stretch(images)), raw
+
+    def input_dims(self, data) -> dict:
+        """Arguments of create_model that depend on the data (images: channels and size)."""
+        x = data[0]
+        return {"in_channels": int(x.shape[1]), "image_size": int(x.shape[-1])}
+
     def check_training(self, settings: dict) -> None:
         """Refuse training settings that make no sense for this task."""
 
