@@ -26,6 +26,17 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/practice.smk"
 include: "workflow/rules/concepts.smk"
 include: "workflow/rules/inside.smk"
+include: "workflow/rules/lectures.smk"
+include: "workflow/rules/lightcurves_common.smk"
+include: "workflow/rules/lightcurves.smk"
+include: "workflow/rules/photoz_common.smk"
+include: "workflow/rules/photoz.smk"
+include: "workflow/rules/cmb_common.smk"
+include: "workflow/rules/cmb.smk"
+include: "workflow/rules/domains_common.smk"
+include: "workflow/rules/domains.smk"
+include: "workflow/rules/cosmo_graphs_common.smk"
+include: "workflow/rules/cosmo_graphs.smk"
 
 
 rule all:

@@ -50,3 +50,17 @@ def test_names_follow_the_lecture(row):
 def test_concept_registry_matches_catalogue():
     concepts = {r["file"].rsplit("/", 1)[-1][:-4] for r in CATALOGUE if r["rule"] == "concept_figure"}
     assert concepts == set(CONCEPT_FIGURES)
+
+
+def test_a_lecture_target_plans_only_that_decks_figures(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", str(ROOT / "config/config.yaml"), "-n", "--cores", "1", "--", "lecture_004"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    pngs = {p for p in re.findall(r"output: (.*)", result.stdout) for p in p.split(", ") if p.endswith(".png")}
+    expected = {f"results/{row['file']}" for row in CATALOGUE if row["lecture"] == "004"}
+    assert pngs and pngs <= expected, sorted(pngs - expected)
+    assert "results/lens_finding/figures/004-roc-curves.png" in pngs
+    assert "rule gradient_norms" not in result.stdout and "rule concept_figure" in result.stdout

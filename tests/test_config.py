@@ -68,3 +68,17 @@ def test_config_hash_is_order_independent(default):
     assert config_hash(default) == config_hash(shuffled)
     default["seed"] += 1
     assert config_hash(default) != config_hash(shuffled)
+
+
+def test_check_config_names_the_yaml_line(tmp_path, capsys):
+    from deepsky.cli import main
+
+    text = (ROOT / "config/config.yaml").read_text().splitlines()
+    line = next(i for i, t in enumerate(text) if t.strip().startswith("epochs:"))
+    text[line] = text[line].replace("epochs:", "epochs: [6")  # an unclosed flow sequence
+    (tmp_path / "broken.yaml").write_text("\n".join(text))
+    assert main(["check-config", str(tmp_path / "broken.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "not valid YAML at line" in err
+    reported = int(err.split("at line ")[1].split(",")[0])
+    assert line + 1 <= reported <= line + 3

@@ -56,7 +56,7 @@ def test_report_renders_every_figure(report, browser, tiny_run):
     time.sleep(1)
     assert browser.title == "Snakemake Report"
     menu = browser.find_element(By.TAG_NAME, "body").text
-    for category in ["lens_finding", "galaxy_morphology", "Datasets", "Training practice", "Inside the networks"]:
+    for category in ["lens_finding", "galaxy_morphology", "Datasets", "vanishing_gradients", "Inside the networks"]:
         assert category in menu
 
     embedded = browser.execute_script(

@@ -166,6 +166,18 @@ def test_tiny_regression_beats_the_mean_and_predicts(ring_radii, tmp_path):
     assert all(m["radius_r2"] > 0.5 for m in per_fold)
     assert (table["radius_sigma"] > 0).all()
 
+    # The best fold is registered: pyfunc scores raw cutouts like the evaluator did.
+    import mlflow
+
+    mlflow.set_tracking_uri(config["tracking"]["uri"])
+    registered = mlflow.pyfunc.load_model("models:/tiny-winning_cnn/latest")
+    images = storage.load_images(ring_radii / storage.IMAGES)
+    test_index = np.sort(table["index"].unique())
+    scored = registered.predict(np.asarray(images[test_index], dtype=np.float32))
+    best = max(per_fold, key=lambda m: m["r2_mean"])["fold"]
+    expected = table[table["fold"] == best].sort_values("index")
+    np.testing.assert_allclose(scored["radius_pred"], expected["radius_pred"], rtol=1e-4)
+
     # deepsky predict on the same model writes every target and its sigma per FITS file.
     from deepsky.cli import main
     from deepsky.data.fits_io import write_cutout

@@ -83,7 +83,8 @@ def test_training_learns_and_is_tracked(rings, tmp_path):
     assert run.data.params["architecture"] == "winning_cnn"
     assert "config.experiment.training.epochs" in run.data.params
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"history.csv", "checkpoint"} <= artifacts
+    assert "history.csv" in artifacts
+    assert not (tmp_path / "m/checkpoints/last.pt").exists(), "the resume checkpoint outlives the job"
 
 
 def test_nan_loss_names_the_epoch(rings, tmp_path):
@@ -94,3 +95,15 @@ def test_nan_loss_names_the_epoch(rings, tmp_path):
     with pytest.raises(FloatingPointError, match="epoch 1"):
         train_fold(config, "tiny", "winning_cnn", 0, rings, rings / "split.parquet", None,
                    tmp_path / "n/model.pt", tmp_path / "n/history.csv")
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(rings, tmp_path, capsys):
+    config = training_config(tmp_path, epochs=2)
+    stale = tmp_path / "s/checkpoints/last.pt"
+    stale.parent.mkdir(parents=True)
+    torch.save({"epoch": 5, "history": [], "config_hash": "another-config", "run_id": None}, stale)
+    torch.set_num_threads(1)
+    train_fold(config, "tiny", "winning_cnn", 0, rings, rings / "split.parquet", None,
+               tmp_path / "s/model.pt", tmp_path / "s/history.csv")
+    assert "discarding" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "s/history.csv")) == 2

@@ -59,6 +59,18 @@ def test_mlflow_runs(tiny_run):
     assert len(client.get_metric_history(train.info.run_id, "val_loss")) == 2
 
 
+def test_registered_model_scores_cutouts(tiny_run):
+    import mlflow
+    import numpy as np
+
+    mlflow.set_tracking_uri(f"sqlite:///{tiny_run}/results/mlflow.db")
+    model = mlflow.pyfunc.load_model("models:/lens_finding-winning_cnn/latest")
+    images = np.load(tiny_run / "results/data/lenses/images.npy")[:5]
+    scores = model.predict(images.astype(np.float32))
+    assert list(scores.columns) == ["score"] and scores["score"].between(0, 1).all()
+    assert not list((tiny_run / "results/lens_finding").glob("*/fold*/checkpoints/last.pt"))
+
+
 def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, "--configfile", tiny_run / "tiny.yaml", "--cores", "1", "-n")
     assert result.returncode == 0

@@ -10,9 +10,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepsky", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="score FITS cutouts with a trained model, write a CSV")
+    p = sub.add_parser("predict", help="score FITS cutouts (or light curves) with a trained model, write a CSV")
     p.add_argument("--model", required=True, help="model.pt written by the train rule")
-    p.add_argument("inputs", nargs="+", help="FITS files or folders of them")
+    p.add_argument("inputs", nargs="+", help="FITS files or folders of them (light-curve models: observation Parquet files)")
     p.add_argument("--output", "-o", help="CSV path (default: standard output)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")

@@ -129,6 +129,9 @@ def _check_cross_references(config: dict) -> None:
     gradients = config.get("gradients")
     if gradients and gradients["dataset"] not in datasets:
         problems.append(f"config key 'gradients.dataset': unknown dataset '{gradients['dataset']}'")
+    comparison = config.get("photoz_comparison")  # inactive when a cut-down config drops its dataset
+    if comparison and datasets.get(comparison["dataset"], {}).get("source", "simulate_photoz") != "simulate_photoz":
+        problems.append("config key 'photoz_comparison.dataset': must name a simulate_photoz dataset")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
@@ -150,8 +153,18 @@ def task_spec(experiment: dict, datasets: dict, class_names: list[str] | None = 
     if name == "regression":
         return {"name": name, "targets": dict(experiment["targets"]), "uncertainty": experiment.get("uncertainty", "none"),
                 "mc_dropout": int(experiment.get("mc_dropout", 0))}
+    if name == "graph_regression":
+        return {"name": name, "targets": dict(experiment["targets"]), "graph": dict(experiment.get("graph", {}))}
     if class_names is None:
         class_names = dataset_class_names(datasets[experiment["dataset"]], datasets)
+    if name == "gan":  # CMB patches with a GAN (deepsky.tasks.cmb); options under `gan`
+        return {"name": name, **experiment.get("gan", {})}
+    if name == "photoz":  # photometric redshifts (deepsky.tasks.photoz); options under `photoz`
+        return {"name": name, **experiment.get("photoz", {})}
+    if name == "sequence_classification":  # light curves (deepsky.tasks.lightcurves); options under `sequence`
+        return {"name": name, "class_names": list(class_names), **experiment.get("sequence", {})}
+    if name == "domain_adaptation":  # source -> target (deepsky.tasks.domains); options under `adaptation`
+        return {"name": name, "class_names": list(class_names), "source": experiment["dataset"], **experiment["adaptation"]}
     return {"name": name, "class_names": list(class_names)}
 
 
@@ -160,6 +173,31 @@ def _check_task(name: str, experiment: dict, datasets: dict) -> list[str]:
         return []
     task = experiment_task(experiment, datasets)
     options = [k for k in ("targets", "uncertainty", "mc_dropout", "combine") if k in experiment]
+    if task == "graph_regression":  # galaxy catalogues (deepsky.tasks.cosmo_graphs)
+        catalogues = [experiment["dataset"]] + list(experiment.get("shift_datasets", []))
+        wrong = [d for d in catalogues if datasets.get(d, {}).get("source") != "simulate_cosmo_galaxies"]
+        if wrong or "targets" not in experiment:
+            return [f"config key 'experiments.{name}': graph_regression needs targets and simulate_cosmo_galaxies datasets (not {wrong})"]
+        return []
+    if task == "domain_adaptation" or "adaptation" in experiment or "transfer" in experiment:  # deepsky.tasks.domains
+        return _check_domains(name, experiment, datasets, task)
+    if task == "gan" or "gan" in experiment:  # deepsky.tasks.cmb
+        if task != "gan" or datasets[experiment["dataset"]]["source"] != "simulate_cmb":
+            return [f"config key 'experiments.{name}': task gan (and its `gan` options) goes with a simulate_cmb dataset"]
+        if experiment["training"].get("augment", False):
+            return [f"config key 'experiments.{name}.training.augment': the gan task trains on the patches as cut; set it to false"]
+        return []
+    if task == "photoz" or "photoz" in experiment:  # photometric redshifts (deepsky.tasks.photoz)
+        if task != "photoz" or datasets[experiment["dataset"]]["source"] != "simulate_photoz":
+            return [f"config key 'experiments.{name}': `photoz` options go with task photoz on a simulate_photoz dataset"]
+        if experiment["training"].get("augment", False):
+            return [f"config key 'experiments.{name}.training.augment': the photoz task flips image batches itself; set it to false"]
+        return []
+    if (task == "sequence_classification") != (datasets[experiment["dataset"]]["source"] == "simulate_lightcurves"):
+        return [f"config key 'experiments.{name}.task': light-curve datasets (simulate_lightcurves) go with task "
+                f"sequence_classification and only with it (task is {task})"]
+    if task == "sequence_classification" and experiment["training"].get("augment", False):
+        return [f"config key 'experiments.{name}.training.augment': image augmentation does not apply to light curves"]
     if task == "regression":
         if "targets" not in experiment:
             return [f"config key 'experiments.{name}.targets': a regression experiment needs targets (name: catalog column)"]
@@ -219,9 +257,30 @@ FIXED_CLASSES = {
     "simulate_lens_parameters": ["lens"],
     "bologna": ["non-lens", "lens"],
     "simulate_galaxies": ["round", "edge_on", "spiral"],
+    "simulate_lenses_randomised": ["non-lens", "lens"],  # deepsky.data.domains
+    "simulate_lightcurves": ["SNIa", "SNCC", "RRLyr", "EB", "AGN", "star"],  # deepsky.data.lightcurves_physics
+    "simulate_cosmo_galaxies": ["box"],
+    "simulate_photoz": ["red", "blue"],  # deepsky.data.photoz: labels only stratify the split
+    "simulate_cmb": ["cmb"],  # deepsky.data.cmb: one class, label 0
     "cats_dogs": ["cat", "dog"],
 }
-LENS_SOURCES = {"simulate_lenses", "bologna", "artefact"}
+LENS_SOURCES = {"simulate_lenses", "bologna", "artefact", "simulate_lenses_randomised"}
+
+
+def _check_domains(name: str, experiment: dict, datasets: dict, task: str) -> list[str]:
+    """A domain_adaptation experiment: datasets with the source's classes; baseline and oracle among its members."""
+    if task != "domain_adaptation" or "adaptation" not in experiment:
+        return [f"config key 'experiments.{name}': `adaptation` and `transfer` go with task domain_adaptation, which needs `adaptation`"]
+    classes = dataset_class_names(datasets[experiment["dataset"]], datasets)
+    target = experiment["adaptation"]["target"]
+    members = experiment_members(experiment)
+    for where, dataset in [("adaptation.target", target)] + [(f"variants.{m}.dataset", member_dataset(experiment, m)) for m in members]:
+        if dataset not in datasets or dataset_class_names(datasets[dataset], datasets) != classes:
+            return [f"config key 'experiments.{name}.{where}': '{dataset}' must be a dataset with the classes {classes}"]
+    for role in ("baseline", "oracle"):
+        if experiment["adaptation"].get(role, members[0]) not in members:
+            return [f"config key 'experiments.{name}.adaptation.{role}': not a member of the experiment ({', '.join(members)})"]
+    return []
 
 
 def dataset_class_names(dataset: dict, datasets: dict | None = None) -> list[str]:
@@ -236,8 +295,17 @@ def dataset_class_names(dataset: dict, datasets: dict | None = None) -> list[str
 
 
 def load_config(path: str | Path) -> dict:
-    with open(path) as handle:
-        config = yaml.safe_load(handle)
+    """Read and validate a config file; YAML syntax errors name the line and column."""
+    try:
+        with open(path) as handle:
+            config = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys, not {type(config).__name__}")
     return validate_config(config)
 
 

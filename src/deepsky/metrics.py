@@ -4,8 +4,6 @@ lens-parameter regression metrics (Hezaveh+2017) and reliability of predicted pr
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -97,6 +95,8 @@ def gaussian_interval_coverage(truth, mean, sigma, level: float) -> float:
 
     A calibrated uncertainty gives coverage == level; too small sigmas give less.
     """
+    from scipy.stats import norm
+
     z = norm.ppf(0.5 + level / 2)
     truth, mean, sigma = (np.asarray(a, dtype=float) for a in (truth, mean, sigma))
     return float(np.mean(np.abs(truth - mean) <= z * sigma))
@@ -142,6 +142,8 @@ def _uniform_bin_counts(scores, n_bins: int) -> np.ndarray:
 
 def reliability_curve(labels, scores, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean predicted score, fraction of positives, count) for each non-empty uniform bin."""
+    from sklearn.calibration import calibration_curve  # 0.7 s of imports: only where needed
+
     fraction_positive, mean_predicted = calibration_curve(
         np.asarray(labels).astype(int), np.asarray(scores, dtype=float), n_bins=n_bins, strategy="uniform", pos_label=1
     )

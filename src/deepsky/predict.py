@@ -1,4 +1,7 @@
 """Predict with a trained model on new cutouts: FITS files (or folders of them) -> CSV.
+Light-curve models (task sequence_classification) read observation Parquet files instead, and
+photometric-redshift models on photometry read catalogue rows (Parquet, CSV or FITS tables with
+mag_<band> columns; one output row per catalogue row, labelled file#index).
 
 What is written per file depends on the model's task: `score_<class>` for a binary classifier,
 the predicted class and `p_<class>` for several classes, `<target>_pred` and `<target>_sigma` for
@@ -39,6 +42,10 @@ def predict_files(model_path, inputs, batch_size: int = 128, device: str = "auto
     dev = pick_device(device)
     model, meta = load_model(model_path, dev)
     task = task_from_meta(meta)
+    if task.name == "sequence_classification":
+        return predict_lightcurves(model, task, meta, inputs, batch_size, dev)
+    if getattr(task, "reads_tables", False):
+        return predict_table_rows(model, task, meta, inputs, batch_size, dev)
     good, arrays, errors = [], [], []
     for path in expand_inputs(inputs):
         try:
@@ -54,6 +61,31 @@ def predict_files(model_path, inputs, batch_size: int = 128, device: str = "auto
         with torch.inference_mode():
             predicted = task.predict(model, x, dev, batch_size)
     return good, predicted, errors, meta
+
+
+def predict_lightcurves(model, task, meta, inputs, batch_size, device):
+    """Light-curve models read observation Parquet files (object, time, band, flux, flux_err):
+    one row per object, with its file and its `object` id."""
+    from deepsky.data.lightcurves_tensors import pad, read_observation_files
+
+    files, objects, sequences, errors = read_observation_files(inputs, task.bands)
+    predicted = {}
+    if sequences:
+        with torch.inference_mode():
+            predicted = {"object": objects, **task.predict(model, pad(sequences), device, batch_size)}
+    return files, predicted, errors, meta
+
+
+def predict_table_rows(model, task, meta, inputs, batch_size, device):
+    """Photo-z models on photometry read catalogue tables: one prediction per row."""
+    from deepsky.data.photoz import read_catalogue_rows
+
+    labels, x, errors = read_catalogue_rows(inputs, task.table_inputs)
+    predicted = {}
+    if labels:
+        with torch.inference_mode():
+            predicted = task.predict(model, x, device, batch_size)
+    return labels, predicted, errors, meta
 
 
 def score_files(model_path, inputs, batch_size: int = 128, device: str = "auto"):

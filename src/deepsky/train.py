@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from deepsky import distributed
 from deepsky.tasks.base import Amp
 
 
@@ -67,13 +68,16 @@ def save_atomic(payload: dict, path: Path) -> None:
 
 
 def fit(model, train, val, settings: dict, device: torch.device, seed: int, checkpoint: Path, task,
-        on_epoch=None, run_id=None):
+        on_epoch=None, run_id=None, config_hash=None):
     """Train with early stopping on the validation loss; resume from `checkpoint` if it exists.
 
     `task` (deepsky.tasks) supplies the optimisers, the batches and one step; this loop owns the
-    epochs, seeding, checkpoints, mixed precision, progress and the NaN guard. Returns
-    (history, best state).
+    epochs, seeding, checkpoints, mixed precision, progress and the NaN guard. Under torchrun
+    (deepsky.distributed) each rank trains on its share of every batch through DDP and only rank 0
+    writes the checkpoint. Returns (history, best state).
     """
+    rank, world = distributed.rank_world()
+    trained = distributed.wrap(model, device) if world > 1 else model
     optimizers = task.optimizers(model, settings)
     amp = Amp(device, settings.get("mixed_precision", True))
     batch_size = settings["batch_size"]
@@ -99,16 +103,18 @@ def fit(model, train, val, settings: dict, device: torch.device, seed: int, chec
         # Seeding per epoch makes a resumed run draw exactly what an uninterrupted one would.
         torch.manual_seed(job_seed(seed, "epoch", epoch))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(job_seed(seed, "order", epoch)))
-        model.train()
+        trained.train()
         started, sums = time.perf_counter(), {}
         batches = tqdm(
             range(0, n, batch_size), desc=f"epoch {epoch + 1}/{settings['epochs']}", unit="batch",
-            mininterval=5, leave=False,
+            mininterval=5, leave=False, disable=rank > 0,
         )
         for start in batches:
             idx = order[start : start + batch_size]
-            step = task.train_step(model, task.batch(train, idx, device), optimizers, amp)
+            mine = distributed.shard(idx, rank, world)
+            step = task.train_step(trained, task.batch(train, mine, device), optimizers, amp)
             amp.update()
+            step = distributed.mean_over_ranks(step, len(mine))
             if not all(math.isfinite(v) for v in step.values()):
                 raise FloatingPointError(
                     f"training loss became {step} at epoch {epoch + 1} (batch {start // batch_size + 1}); "
@@ -135,23 +141,27 @@ def fit(model, train, val, settings: dict, device: torch.device, seed: int, chec
         else:
             bad_epochs += 1
         quick = " ".join(f"{k}={v:.4f}" for k, v in record.items() if k.startswith(("train_", "val_")))
-        print(f"epoch {epoch + 1}: {quick} ({seconds:.1f}s)", flush=True)
-        save_atomic(
-            {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-                "scaler": amp.scaler.state_dict(),
-                "history": history,
-                "best_state": best_state,
-                "best_val_loss": best_val,
-                "bad_epochs": bad_epochs,
-                "run_id": run_id,
-            },
-            checkpoint,
-        )
-        if on_epoch is not None:
-            on_epoch(record)
+        if rank == 0:
+            print(f"epoch {epoch + 1}: {quick} ({seconds:.1f}s)", flush=True)
+            task.on_epoch_end(model, epoch + 1, checkpoint.parent)
+            save_atomic(
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+                    "scaler": amp.scaler.state_dict(),
+                    "history": history,
+                    "best_state": best_state,
+                    "best_val_loss": best_val,
+                    "bad_epochs": bad_epochs,
+                    "run_id": run_id,
+                    "config_hash": config_hash,
+                },
+                checkpoint,
+            )
+            if on_epoch is not None:
+                on_epoch(record)
+        distributed.barrier()
         if bad_epochs >= patience:
             print(f"early stopping after epoch {epoch + 1}: no val_loss improvement in {patience} epochs", flush=True)
             break

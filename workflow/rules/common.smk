@@ -40,7 +40,7 @@ CONDA_ENV = "../../envs/deepsky.yaml"
 FIGURE_CATALOGUE = list(csv.DictReader(open(Path(workflow.basedir) / "workflow/report/figures.csv")))
 CONCEPT_STEMS = [Path(row["file"]).stem for row in FIGURE_CATALOGUE if row["rule"] == "concept_figure"]
 
-SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies", "simulate_lens_parameters"}
+SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies", "simulate_lens_parameters", "simulate_lightcurves", "simulate_lenses_randomised", "simulate_photoz", "simulate_cmb", "simulate_cosmo_galaxies"}
 
 
 def wildcard_choice(names):
@@ -49,7 +49,9 @@ def wildcard_choice(names):
 
 
 def simulated_datasets():
-    return [n for n, d in config["datasets"].items() if d["source"] in SIMULATED_SOURCES]
+    # Light curves are simulated by lightcurves.smk (no images.npy).
+    # The photo-z survey too (photoz.smk): a catalogue with cutouts for some of its rows.
+    return [n for n, d in config["datasets"].items() if d["source"] in SIMULATED_SOURCES - {"simulate_lightcurves", "simulate_photoz", "simulate_cmb", "simulate_cosmo_galaxies"}]
 
 
 def real_datasets():
@@ -132,6 +134,14 @@ def fold_paths(experiment, pattern):
 
 def dataset_figure_stems(name):
     source = config["datasets"][name]["source"]
+    if source == "simulate_lightcurves":
+        return ["002-lightcurve-examples"]
+    if source == "simulate_cmb":  # cmb.smk
+        return ["003-cmb-maps"]
+    if source == "simulate_photoz":
+        return ["002-photoz-survey", "002-photoz-cutouts"]
+    if source == "simulate_cosmo_galaxies":  # cosmo_graphs.smk
+        return ["002-galaxy-graph", "002-power-spectra"]
     if source == "simulate_lens_parameters":
         stems = ["004-hezaveh17-examples"]
     else:
@@ -186,6 +196,8 @@ def experiment_figure_stems(experiment):
 
 
 def experiment_targets(experiment):
+    if experiment_task(config["experiments"][experiment], config["datasets"]) == "gan":
+        return gan_targets(experiment)  # cmb.smk: its own evaluation, no generic evaluate/summarize
     targets = [f"results/{experiment}/summary.csv"]
     stems = experiment_figure_stems(experiment)
     stems += list(figure_specs(config["experiments"][experiment]))
@@ -245,6 +257,10 @@ def all_targets():
     targets += inside_targets()
     if config.get("concept_figures", True):
         targets += [f"results/concepts/figures/{stem}.png" for stem in CONCEPT_STEMS]
+    targets += lightcurve_targets()
+    targets += photoz_targets()
+    targets += domains_targets()
+    targets += cosmo_graphs_targets()
     return targets
 
 
@@ -287,3 +303,9 @@ def figure_inputs(wildcards):
         "histories": fold_paths(e, "results/{experiment}/{arch}/fold{fold}/history.csv"),
         "card": f"results/data/{dataset_of(e)}/card.json",
     }
+
+
+def train_gpus(wildcards):
+    """GPUs (processes) of one training job: more than one trains with DDP under torchrun."""
+    _, _, training = resolve_member(config["experiments"][wildcards.experiment], wildcards.arch)
+    return training.get("gpus", 1)

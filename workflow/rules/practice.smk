@@ -10,8 +10,8 @@ rule practice_figure:
         report(
             "results/{experiment}/figures/{stem}.png",
             caption="../report/practice.rst",
-            category="Training practice",
-            subcategory="{experiment}",
+            category="{experiment}",
+            subcategory="Comparisons",
         ),
     log:
         "logs/{experiment}/figures/{stem}.log",
@@ -34,8 +34,8 @@ rule gradient_norms:
         figure=report(
             "results/{experiment}/figures/002-vanishing-gradients.png",
             caption="../report/vanishing_gradients.rst",
-            category="Training practice",
-            subcategory="{experiment}",
+            category="{experiment}",
+            subcategory="Results",
         ),
     log:
         "logs/{experiment}/gradient_norms.log",

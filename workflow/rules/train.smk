@@ -24,7 +24,7 @@ rule train:
         "results/benchmarks/{experiment}/{arch}/fold{fold}/train.tsv"
     threads: 1
     resources:
-        gpu=1,
+        gpu=train_gpus,
         mem_mb=6000,
         runtime=120,
     conda:

@@ -62,6 +62,17 @@ SIMULATORS = {
         description="round ellipticals, edge-on disks and face-on spirals (Galaxy Zoo tutorial classes)",
         citation="Birrer & Amara 2018 (lenstronomy light profiles)",
     ),
+    "simulate_lenses_randomised": Simulator(  # domain randomisation (deepsky.data.domains)
+        module="deepsky.data.domains",
+        render="render_randomised_cutout",
+        merge="merge_randomised_config",
+        classes={
+            "non-lens": ("galaxy", "ring", "spiral", "companion", "blue_neighbour"),
+            "lens": ("lens",),
+        },
+        description="lens cutouts with the PSF profile, depth, sky and read noise drawn per image",
+        citation="Tobin et al. 2017 (domain randomisation); Birrer & Amara 2018 (lenstronomy)",
+    ),
 }
 
 

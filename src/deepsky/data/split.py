@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 TRAINVAL, TEST = "trainval", "test"
 
@@ -15,6 +14,8 @@ def make_split(catalog: pd.DataFrame, test_fraction: float, k_folds: int, seed: 
     A catalog that already carries a `split` column (a dataset with an official test set)
     keeps it; otherwise the test set is a stratified draw of `test_fraction`.
     """
+    from sklearn.model_selection import StratifiedKFold, train_test_split  # 0.9 s: not for every job
+
     table = catalog[["index", "label"]].copy().reset_index(drop=True)
     if "split" in catalog:
         table["split"] = catalog["split"].to_numpy()

@@ -26,6 +26,11 @@ from .registry import (
 
 # Importing the family modules registers their entry points.
 from . import lecture_cnns, practice_nets, torchvision_nets  # noqa: E402,F401
+from . import cosmo_graphs_nets  # noqa: E402,F401
+from . import lightcurves_nets  # noqa: E402,F401
+from . import photoz_nets  # noqa: E402,F401
+from . import cmb_nets  # noqa: E402,F401
+from . import domains_nets  # noqa: E402,F401
 
 __all__ = [
     "create_model",

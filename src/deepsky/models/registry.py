@@ -56,6 +56,11 @@ _BUILTIN_MODULES = (
     "deepsky.models.lecture_cnns",
     "deepsky.models.torchvision_nets",
     "deepsky.models.practice_nets",
+    "deepsky.models.cosmo_graphs_nets",
+    "deepsky.models.lightcurves_nets",
+    "deepsky.models.photoz_nets",
+    "deepsky.models.cmb_nets",
+    "deepsky.models.domains_nets",
 )
 
 

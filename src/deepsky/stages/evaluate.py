@@ -15,6 +15,7 @@ import torch
 
 from deepsky.config import task_spec
 from deepsky.data import storage
+from deepsky.data.tensors import load_test_set
 from deepsky.models_io import load_model
 from deepsky.stages.common import experiment_tags, logged, set_threads
 from deepsky.tasks import make_task, task_from_meta
@@ -55,6 +56,7 @@ def log_evaluation(config, experiment, arch, card, per_fold, n_test, out_predict
                          for stat, fn in (("mean", np.mean), ("std", np.std))})
         run.log_artifact(out_predictions)
         run.log_artifact(out_metrics)
+    return run.run_id
 
 
 def evaluate_architecture(config, experiment, arch, model_paths, data_dir, split_path, out_predictions, out_metrics):
@@ -72,8 +74,26 @@ def evaluate_architecture(config, experiment, arch, model_paths, data_dir, split
         print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}))
     storage.save_table(out_predictions, pd.concat(tables, ignore_index=True))
     storage.write_json(out_metrics, per_fold)
-    log_evaluation(config, experiment, arch, card, per_fold, len(test_index), out_predictions, out_metrics)
+    run_id = log_evaluation(config, experiment, arch, card, per_fold, len(test_index), out_predictions, out_metrics)
+    best = best_fold(task, per_fold)
+    if config["tracking"].get("register_models", True) and isinstance(x, torch.Tensor):
+        from deepsky.mlflow_model import log_and_register, registered_name
+        from deepsky.tracking import resolve_uri
+
+        _, raw_images, _ = load_test_set(data_dir, split_path, limit=4, task=task)
+        uri = log_and_register(run_id, resolve_uri(config["tracking"]["uri"]), paths[[fold_of(p) for p in paths].index(best)],
+                               raw_images, registered_name(experiment, arch))
+        print(f"registered fold {best} as {registered_name(experiment, arch)} ({uri})")
     return per_fold
+
+
+def best_fold(task, per_fold) -> int:
+    """The fold whose model scores best on the task's selection metric (first fold if it has none)."""
+    metric, direction = getattr(task, "selection_metric", (None, "max"))
+    if metric is None or metric not in per_fold[0]:
+        return per_fold[0]["fold"]
+    pick = max if direction == "max" else min
+    return pick(per_fold, key=lambda m: m[metric])["fold"]
 
 
 def combine_predictions(tables: list[pd.DataFrame], task) -> pd.DataFrame:

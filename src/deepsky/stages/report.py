@@ -16,7 +16,7 @@ from deepsky.tracking import Run
 
 SUMMARY_METRICS = ("accuracy", "auroc", "tpr0", "tpr10", "auroc_macro_ovr", "coverage68_mean", "coverage95_mean")
 # Per-target regression metrics (deepsky.tasks.regression): <target><suffix>.
-SUMMARY_SUFFIXES = ("_err68", "_rmse", "_r2", "_bias", "_coverage68", "_coverage95")
+SUMMARY_SUFFIXES = ("_err68", "_rmse", "_r2", "_bias", "_coverage68", "_coverage95", "_rel_error", "_chi2")
 REGRESSION_FIGURES = {
     "hezaveh_table": regression.hezaveh_table,
     "predicted_vs_true": regression.predicted_vs_true,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from deepsky.config import resolve_member, task_spec
+from deepsky import distributed
+from deepsky.config import config_hash, resolve_member, task_spec
 from deepsky.data import storage
 from deepsky.models import count_parameters, create_model
 from deepsky.stages.common import experiment_slice, experiment_tags, logged, set_threads
@@ -27,7 +31,8 @@ def train_fold(
     task.check_training(settings)
     num_outputs = task.head_size
     seed = job_seed(config["seed"], "train", experiment, arch, fold)
-    device = pick_device(config.get("device", "auto"))
+    device = distributed.init_from_env(pick_device(config.get("device", "auto")))
+    rank, _ = distributed.rank_world()
     torch.manual_seed(seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -37,13 +42,24 @@ def train_fold(
     model = create_model(architecture, dims["in_channels"], num_outputs, image_size=dims["image_size"], **kwargs).to(device)
     checkpoint = Path(out_model).parent / "checkpoints" / "last.pt"
     previous_run, previous_history = None, []
+    # A checkpoint left by a crashed job of another config (architecture, settings, data) is stale.
+    job_hash = config_hash({**experiment_slice(config, experiment), "member": arch, "fold": fold,
+                            "data_sha256": card["images_sha256"]})
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        previous_run, previous_history = state.get("run_id"), state["history"]
+        if state.get("config_hash") != job_hash:
+            print(f"discarding {checkpoint}: written by a job with another config", flush=True)
+            if rank == 0:
+                checkpoint.unlink()
+            distributed.barrier()
+        else:
+            previous_run, previous_history = state.get("run_id"), state["history"]
 
     tags = experiment_tags(config, experiment, card, architecture=architecture, member=arch, fold=fold, stage="train")
     run_name = f"train/{experiment}/{arch}/fold{fold}"
-    with Run(config["tracking"], experiment, run_name, tags, run_id=previous_run) as run:
+    # Under torchrun only rank 0 tracks and writes; the other ranks only train.
+    tracked = Run(config["tracking"], experiment, run_name, tags, run_id=previous_run) if rank == 0 else UntrackedRun()
+    with tracked as run:
         if previous_run is None:
             run.log_params(
                 {
@@ -66,6 +82,7 @@ def train_fold(
         history, best_state = fit(
             model, data["train"], data["val"], settings, device, seed, checkpoint, task,
             on_epoch=lambda record: run.log_metrics(record, step=record["epoch"]), run_id=run.run_id,
+            config_hash=job_hash,
         )
         meta = {
             "architecture": architecture,
@@ -81,24 +98,59 @@ def train_fold(
             "train_run_id": run.run_id,
             "data_sha256": card["images_sha256"],
         }
+        if rank > 0:
+            return meta
         save_atomic({"state_dict": best_state, "meta": meta}, Path(out_model))
         pd.DataFrame(history).to_csv(out_history, index=False)
         best = min(history, key=lambda r: r["val_loss"])
         run.log_metrics({"best_val_loss": best["val_loss"], "best_epoch": best["epoch"], "epochs_run": len(history)})
         run.log_artifact(out_history)
-        run.log_artifact(out_model, "checkpoint")
+    # The resume checkpoint (weights, best state, optimiser moments) exists for crashes only.
+    checkpoint.unlink(missing_ok=True)
     return meta
+
+
+class UntrackedRun:
+    """What ranks other than 0 use instead of an MLflow run."""
+
+    run_id = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
 
 
 def main(smk) -> None:
     with logged(smk.log[0]):
         set_threads(smk.threads)
         w = smk.wildcards
-        train_fold(
-            smk.config, w.experiment, w.arch, int(w.fold), Path(smk.input.card).parent, smk.input.split,
-            Path(smk.input.augmented).parent if smk.input.get("augmented") else None,
+        arguments = [
+            smk.config, w.experiment, w.arch, int(w.fold), str(Path(smk.input.card).parent), smk.input.split,
+            str(Path(smk.input.augmented).parent) if smk.input.get("augmented") else None,
             smk.output.model, smk.output.history,
-        )
+        ]
+        processes = int(smk.resources.get("gpu", 1) or 1)
+        if processes <= 1:
+            train_fold(*arguments)
+            return
+        job = Path(smk.log[0]).with_suffix(".ddp.json")
+        job.write_text(json.dumps(arguments))
+        code = distributed.launch("deepsky.stages.train", str(job), processes)
+        if code != 0:
+            raise RuntimeError(f"distributed training ({processes} processes) failed with exit code {code}")
+
+
+def distributed_main(job_file: str) -> None:
+    """Entry point of each torchrun rank."""
+    set_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    train_fold(*json.loads(Path(job_file).read_text()))
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def init_tracking(smk) -> None:
@@ -111,3 +163,7 @@ def init_tracking(smk) -> None:
         ids = init_store(tracking["uri"], tracking.get("artifact_root"), list(smk.config["experiments"]))
         write_json(smk.output[0], {"uri": resolve_uri(tracking["uri"]), "experiments": ids})
         print(f"MLflow store ready at {resolve_uri(tracking['uri'])}: {ids}")
+
+
+if __name__ == "__main__":
+    distributed_main(sys.argv[1])

@@ -12,7 +12,8 @@ A new kind of experiment registers its own task class with :func:`register_task`
 
 from deepsky.tasks.base import Amp, Task, make_task, register_task, registered_tasks, task_from_meta
 
-# Importing the modules registers the built-in tasks.
+# Classification and regression register on import; the other built-in tasks
+# (base.BUILTIN_TASK_MODULES) are imported by make_task when first asked for.
 from deepsky.tasks import classification, regression  # noqa: E402,F401
 
 __all__ = ["Amp", "Task", "make_task", "register_task", "registered_tasks", "task_from_meta"]

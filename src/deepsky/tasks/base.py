@@ -20,6 +20,19 @@ from torch import nn
 
 _TASKS: dict[str, type["Task"]] = {}
 
+# Built-in tasks, imported when first asked for: a job pays only for the task it runs
+# (some pull in scipy.stats or torch-geometric, a second or more per process).
+BUILTIN_TASK_MODULES = {
+    "binary": "deepsky.tasks.classification",
+    "multiclass": "deepsky.tasks.classification",
+    "regression": "deepsky.tasks.regression",
+    "sequence_classification": "deepsky.tasks.lightcurves",
+    "graph_regression": "deepsky.tasks.cosmo_graphs",
+    "photoz": "deepsky.tasks.photoz",
+    "gan": "deepsky.tasks.cmb",
+    "domain_adaptation": "deepsky.tasks.domains",
+}
+
 
 def register_task(name: str) -> Callable[[type["Task"]], type["Task"]]:
     def decorator(cls: type[Task]) -> type[Task]:
@@ -33,12 +46,16 @@ def register_task(name: str) -> Callable[[type["Task"]], type["Task"]]:
 
 
 def registered_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return sorted(set(_TASKS) | set(BUILTIN_TASK_MODULES))
 
 
 def make_task(spec: dict) -> "Task":
     """Build a task from its spec ({"name": ..., task options...})."""
     name = spec.get("name")
+    if name not in _TASKS and name in BUILTIN_TASK_MODULES:
+        import importlib
+
+        importlib.import_module(BUILTIN_TASK_MODULES[name])
     if name not in _TASKS:
         raise ValueError(f"unknown task {name!r} (known: {', '.join(registered_tasks())})")
     return _TASKS[name](spec)
@@ -79,6 +96,8 @@ class Task:
     name = "task"
     #: Metrics of `metrics()` that the K-fold summary reports as mean and std over folds.
     summary_metrics: tuple[str, ...] = ()
+    #: (metric, "max" | "min") that picks the fold model registered in MLflow; None: the first fold.
+    selection_metric: tuple[str | None, str] = (None, "max")
 
     def __init__(self, spec: dict):
         self.spec = dict(spec)
@@ -152,6 +171,11 @@ class Task:
     def model_input(self, batch):
         """The part of a batch the model is called on (for batch-norm recalibration)."""
         return batch[0]
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, out_dir) -> None:
+        """Called by the loop after validating epoch `epoch` (1-based), before its checkpoint, with
+        the checkpoint folder: a place for per-epoch artefacts (a GAN's sample grid). Must not draw
+        from the global random generators (exact resume). Default: nothing."""
 
     @torch.no_grad()
     def recalibrate_batchnorm(self, model: nn.Module, data, device: torch.device, batch_size: int) -> bool:

@@ -8,7 +8,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from deepsky.metrics import binary_metrics, multiclass_metrics
 from deepsky.tasks.base import Task, register_task
 
 
@@ -35,6 +34,7 @@ class _Classification(Task):
 @register_task("binary")
 class BinaryTask(_Classification):
     head_size = 1
+    selection_metric = ("auroc", "max")
     _loss = nn.BCEWithLogitsLoss()
 
     def loss(self, outputs, targets):
@@ -48,6 +48,8 @@ class BinaryTask(_Classification):
         return {"score": torch.sigmoid(self.forward(model, x, device, batch_size).squeeze(1)).numpy()}
 
     def metrics(self, table):
+        from deepsky.metrics import binary_metrics
+
         return binary_metrics(table["label"], table["score"])
 
     def user_columns(self, predicted):
@@ -56,6 +58,7 @@ class BinaryTask(_Classification):
 
 @register_task("multiclass")
 class MulticlassTask(_Classification):
+    selection_metric = ("accuracy", "max")
     _loss = nn.CrossEntropyLoss()
 
     @property
@@ -76,6 +79,8 @@ class MulticlassTask(_Classification):
         return columns
 
     def metrics(self, table):
+        from deepsky.metrics import multiclass_metrics
+
         p = table[[f"p_{name}" for name in self.class_names]].to_numpy()
         return multiclass_metrics(table["label"], p, self.class_names)
 

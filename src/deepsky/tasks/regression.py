@@ -32,6 +32,7 @@ def has_dropout(model: nn.Module) -> bool:
 
 @register_task("regression")
 class RegressionTask(Task):
+    selection_metric = ("r2_mean", "max")
     summary_suffixes = ("_err68", "_rmse", "_r2", "_bias", "_coverage68", "_coverage95")
 
     def __init__(self, spec: dict):

@@ -1,0 +1,4 @@
+# Snakemake script: the work is in src/deepsky/stages/lightcurves.py
+from deepsky.stages.lightcurves import early
+
+early(snakemake)  # noqa: F821 (injected by Snakemake)

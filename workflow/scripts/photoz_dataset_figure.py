@@ -1,0 +1,4 @@
+# Snakemake script: the work is in src/deepsky/stages/photoz.py
+from deepsky.stages.photoz import dataset_figure_main
+
+dataset_figure_main(snakemake)  # noqa: F821 (injected by Snakemake)
