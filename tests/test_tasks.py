@@ -1,6 +1,7 @@
 """The task core: one loop and one evaluator for every kind of learning, and regression on it."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -155,8 +156,10 @@ def test_tiny_regression_beats_the_mean_and_predicts(ring_radii, tmp_path):
                           out / f"fold{fold}/model.pt", out / "history.csv")
         models.append(out / f"fold{fold}/model.pt")
     assert meta["task"]["name"] == "regression" and meta["num_outputs"] == 4
+    env_before = os.environ.get("MLFLOW_TRACKING_URI")
     per_fold = evaluate_architecture(config, "tiny", "winning_cnn", models, ring_radii, ring_radii / "split.parquet",
                                      tmp_path / "pred.parquet", tmp_path / "metrics.json")
+    assert os.environ.get("MLFLOW_TRACKING_URI") == env_before, "registering a model must not redirect later runs"
     table = pd.read_parquet(tmp_path / "pred.parquet")
     assert {"radius", "radius_pred", "radius_sigma", "amplitude", "amplitude_pred", "amplitude_sigma", "fold"} <= set(table)
     for fold, part in table.groupby("fold"):
@@ -169,8 +172,10 @@ def test_tiny_regression_beats_the_mean_and_predicts(ring_radii, tmp_path):
     # The best fold is registered: pyfunc scores raw cutouts like the evaluator did.
     import mlflow
 
-    mlflow.set_tracking_uri(config["tracking"]["uri"])
-    registered = mlflow.pyfunc.load_model("models:/tiny-winning_cnn/latest")
+    from deepsky.mlflow_model import using_tracking_uri
+
+    with using_tracking_uri(config["tracking"]["uri"]):
+        registered = mlflow.pyfunc.load_model("models:/tiny-winning_cnn/latest")
     images = storage.load_images(ring_radii / storage.IMAGES)
     test_index = np.sort(table["index"].unique())
     scored = registered.predict(np.asarray(images[test_index], dtype=np.float32))

@@ -63,8 +63,10 @@ def test_registered_model_scores_cutouts(tiny_run):
     import mlflow
     import numpy as np
 
-    mlflow.set_tracking_uri(f"sqlite:///{tiny_run}/results/mlflow.db")
-    model = mlflow.pyfunc.load_model("models:/lens_finding-winning_cnn/latest")
+    from deepsky.mlflow_model import using_tracking_uri
+
+    with using_tracking_uri(f"sqlite:///{tiny_run}/results/mlflow.db"):
+        model = mlflow.pyfunc.load_model("models:/lens_finding-winning_cnn/latest")
     images = np.load(tiny_run / "results/data/lenses/images.npy")[:5]
     scores = model.predict(images.astype(np.float32))
     assert list(scores.columns) == ["score"] and scores["score"].between(0, 1).all()

@@ -3,6 +3,8 @@ scores an array of raw cutouts (N, C, H, W) and returns the task's prediction co
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -51,10 +53,9 @@ def log_and_register(run_id: str, tracking_uri: str, model_path: str | Path, exa
     wrapper.load_context(_Context())
     example = np.asarray(example[:4], dtype=np.float32)
     signature = infer_signature(example, wrapper.predict(None, example))
-    mlflow.set_tracking_uri(tracking_uri)
 
     def attempt():
-        with mlflow.start_run(run_id=run_id):
+        with using_tracking_uri(tracking_uri), mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=DeepskyModel(), artifacts={"model": str(model_path)},
                 signature=signature, input_example=example, registered_model_name=name,
@@ -63,3 +64,22 @@ def log_and_register(run_id: str, tracking_uri: str, model_path: str | Path, exa
         return info.model_uri
 
     return with_retries(attempt, attempts=6)
+
+
+@contextlib.contextmanager
+def using_tracking_uri(uri: str):
+    """mlflow.set_tracking_uri for a while: it also sets MLFLOW_TRACKING_URI in os.environ, which
+    would redirect every later run of this process (and its children) to this store."""
+    import mlflow
+
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    saved_global = mlflow.tracking._tracking_service.utils._tracking_uri
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_global)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
