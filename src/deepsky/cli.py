@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("predict", help="score FITS cutouts (or light curves) with a trained model, write a CSV")
     p.add_argument("--model", required=True, help="model.pt written by the train rule")
     p.add_argument("inputs", nargs="+", help="FITS files or folders of them (light-curve models: observation Parquet files)")
-    p.add_argument("--output", "-o", help="CSV path (default: standard output)")
+    p.add_argument("--output", "-o", help="CSV path (default: standard output); a folder for image outputs (deblended FITS)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 

@@ -46,15 +46,7 @@ def predict_files(model_path, inputs, batch_size: int = 128, device: str = "auto
         return predict_lightcurves(model, task, meta, inputs, batch_size, dev)
     if getattr(task, "reads_tables", False):
         return predict_table_rows(model, task, meta, inputs, batch_size, dev)
-    good, arrays, errors = [], [], []
-    for path in expand_inputs(inputs):
-        try:
-            if not path.exists():
-                raise CutoutError(f"{path}: no such file")
-            arrays.append(read_cutout(path, meta["in_channels"], meta["image_size"]))
-            good.append(path)
-        except CutoutError as exc:
-            errors.append((str(path), str(exc)))
+    good, arrays, errors = read_cutouts(inputs, meta)
     predicted = {}
     if arrays:
         x = torch.from_numpy(asinh_stretch(np.stack(arrays)))
@@ -106,12 +98,50 @@ def write_predictions(files, predicted, meta, out) -> None:
         writer.writerow([str(path)] + [values[k] for values in columns.values()])
 
 
+def read_cutouts(inputs, meta) -> tuple[list[Path], list[np.ndarray], list[tuple[str, str]]]:
+    good, arrays, errors = [], [], []
+    for path in expand_inputs(inputs):
+        try:
+            if not path.exists():
+                raise CutoutError(f"{path}: no such file")
+            arrays.append(read_cutout(path, meta["in_channels"], meta["image_size"]))
+            good.append(path)
+        except CutoutError as exc:
+            errors.append((str(path), str(exc)))
+    return good, arrays, errors
+
+
+def run_own_outputs(model_path, inputs, output, batch_size: int, device: str):
+    """Tasks with image or multi-row outputs (deblended FITS, detection tables) write them
+    themselves; returns (number written, errors) or None for tasks that write one row per input."""
+    dev = pick_device(device)
+    model, meta = load_model(model_path, dev)
+    task = task_from_meta(meta)
+    if not task.writes_own_outputs:
+        return None
+    good, arrays, errors = read_cutouts(inputs, meta)
+    written = 0
+    if arrays:
+        x = torch.from_numpy(asinh_stretch(np.stack(arrays)))
+        with torch.inference_mode():
+            written = task.write_user_outputs(model, good, x, output, dev, batch_size)
+    return good, written, errors
+
+
 def run(model: str, inputs: list[str], output: str | None, batch_size: int, device: str) -> int:
     try:
-        files, predicted, errors, meta = predict_files(model, inputs, batch_size, device)
+        own = run_own_outputs(model, inputs, output, batch_size, device)
+        if own is None:
+            files, predicted, errors, meta = predict_files(model, inputs, batch_size, device)
     except (NotAModelError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if own is not None:
+        files, written, errors = own
+        for _, message in errors:
+            print(f"error: {message}", file=sys.stderr)
+        print(f"predicted {len(files)} file(s) ({written} output(s)), {len(errors)} could not be used", file=sys.stderr)
+        return 2 if not files and errors else (1 if errors else 0)
     for _, message in errors:
         print(f"error: {message}", file=sys.stderr)
     if output:

@@ -98,6 +98,8 @@ class Task:
     summary_metrics: tuple[str, ...] = ()
     #: (metric, "max" | "min") that picks the fold model registered in MLflow; None: the first fold.
     selection_metric: tuple[str | None, str] = (None, "max")
+    #: Whether the evaluator logs the best fold as an MLflow pyfunc model scoring cutout arrays.
+    registers_pyfunc: bool = True
 
     def __init__(self, spec: dict):
         self.spec = dict(spec)
@@ -246,3 +248,13 @@ class Task:
     def user_columns(self, predicted: dict) -> dict[str, list]:
         """What `deepsky predict` writes per input (default: the prediction columns)."""
         return {name: list(values) for name, values in predicted.items()}
+
+    #: True when `deepsky predict` hands the read cutouts to `write_user_outputs` (image outputs,
+    #: several rows per input) instead of writing one CSV row per input.
+    writes_own_outputs = False
+
+    def write_user_outputs(self, model: nn.Module, files: list, x: torch.Tensor, output, device: torch.device,
+                           batch_size: int) -> int:
+        """Write what this task gives a user for `files` (model inputs `x`, stretched as in
+        training) under `output` (a folder or a CSV path; None: standard output); return the count."""
+        raise NotImplementedError
