@@ -37,6 +37,10 @@ include: "workflow/rules/domains_common.smk"
 include: "workflow/rules/domains.smk"
 include: "workflow/rules/cosmo_graphs_common.smk"
 include: "workflow/rules/cosmo_graphs.smk"
+include: "workflow/rules/deblend_common.smk"
+include: "workflow/rules/deblend.smk"
+include: "workflow/rules/detection_common.smk"
+include: "workflow/rules/detection.smk"
 
 
 rule all:

@@ -112,6 +112,42 @@ def tiny_run(tmp_path_factory):
 
 
 
+def start_job(script: str, *args):
+    """A training job in its own process (tests kill it), its output captured."""
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def crash_and_resume(start, tmp_path, job_dir=lambda out: out, side_by_side=False):
+    """Run `start(out)` to the end into tmp_path/ref, and into tmp_path/crashed killed at its first
+    checkpoint then restarted; checks that it resumed. `side_by_side` runs the reference while the
+    other job is killed (faster; the job must tolerate a second writer). Returns (ref, crashed)."""
+    ref, crashed = tmp_path / "ref", tmp_path / "crashed"
+    reference = start(ref)
+    if not side_by_side:
+        assert reference.wait(timeout=300) == 0, reference.communicate()[0][-3000:]
+    kill_at_first_checkpoint(start(crashed), job_dir(crashed))
+    if side_by_side:
+        assert reference.wait(timeout=300) == 0, reference.communicate()[0][-3000:]
+    resumed = start(crashed)
+    log = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0 and "resuming from" in log, log[-3000:]
+    return ref, crashed
+
+
+def assert_same_training(ref, new, columns, model="model.pt") -> None:
+    """Same history (these columns) and bit-identical final weights in two job folders."""
+    import pandas as pd
+    import torch
+
+    pd.testing.assert_frame_equal(pd.read_csv(ref / "history.csv")[columns], pd.read_csv(new / "history.csv")[columns])
+    a = torch.load(ref / model, weights_only=True)
+    b = torch.load(new / model, weights_only=True)
+    assert a["meta"].get("task") == b["meta"].get("task")
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+
+
 def kill_at_first_checkpoint(process, out_dir):
     """SIGKILL a training job as soon as its first epoch checkpoint exists; return the checkpoint."""
     import signal

@@ -2,8 +2,6 @@
 two optimisers (per-epoch samples, history columns) and its exact resume after a kill."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -19,7 +17,7 @@ from deepsky.data.split import make_split
 from deepsky.models import create_model
 from deepsky.tasks import Amp, make_task
 from deepsky.train import fit
-from tests.conftest import ROOT, kill_at_first_checkpoint
+from tests.conftest import assert_same_training, crash_and_resume, start_job
 
 PIXEL, SIZE = 8.0, 16
 MODEL = {"latent_dim": 16, "base_width": 8}
@@ -183,22 +181,6 @@ def gan_config(tmp_path):
 def test_gan_resumes_exactly_after_a_kill(flat_patches, tmp_path):
     config = gan_config(tmp_path)
 
-    def start(out):
-        return subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(config), str(flat_patches), str(out)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    reference = start(tmp_path / "ref")
-    assert reference.wait(timeout=300) == 0, reference.stdout.read()
-    crashed = tmp_path / "crashed"
-    kill_at_first_checkpoint(start(crashed), crashed)
-    resumed = start(crashed)
-    log = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0 and "resuming from" in log, log
-    columns = ["epoch", "train_loss_D", "train_loss_G", "train_D_real", "train_D_fake", "val_loss", "val_D_real"]
-    a, b = pd.read_csv(tmp_path / "ref/history.csv"), pd.read_csv(crashed / "history.csv")
-    pd.testing.assert_frame_equal(a[columns], b[columns])
-    ref = torch.load(tmp_path / "ref/model.pt", weights_only=True)
-    new = torch.load(crashed / "model.pt", weights_only=True)
-    assert ref["meta"]["task"] == new["meta"]["task"] and ref["meta"]["task"]["name"] == "gan"
-    for key in ref["state_dict"]:
-        assert torch.equal(ref["state_dict"][key], new["state_dict"][key]), key
+    ref, crashed = crash_and_resume(lambda out: start_job(SCRIPT, json.dumps(config), flat_patches, out), tmp_path)
+    assert_same_training(ref, crashed, ["epoch", "train_loss_D", "train_loss_G", "train_D_real", "train_D_fake", "val_loss", "val_D_real"])
+    assert torch.load(ref / "model.pt", weights_only=True)["meta"]["task"]["name"] == "gan"

@@ -2,8 +2,6 @@
 batches, the regression prediction contract and the robustness stage."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -17,7 +15,7 @@ from deepsky.data.cosmo_graphs import write_cosmo_dataset
 from deepsky.data.split import make_split
 from deepsky.tasks import make_task
 from deepsky.tasks.cosmo_graphs import moment_loss, reduced_chi2, relative_error
-from tests.conftest import ROOT, kill_at_first_checkpoint
+from tests.conftest import assert_same_training, crash_and_resume, start_job
 
 TARGETS = {"Omega_m": "Omega_m", "sigma_8": "sigma_8"}
 SIMULATION = {"box_size": 100.0, "grid": 16, "n_galaxies": 150, "emulator_grid": [2, 2]}
@@ -105,29 +103,14 @@ SCRIPT = textwrap.dedent(
 def test_graph_training_resumes_exactly_after_a_kill(boxes, tmp_path):
     config = cosmo_config(tmp_path, epochs=4)
 
-    def start(out):
-        return subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(config), str(boxes / "boxes"), str(out)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
     from deepsky.tracking import init_store
 
     init_store(config["tracking"]["uri"], config["tracking"]["artifact_root"], ["tiny"])  # two jobs at once
-    reference = start(tmp_path / "ref")
-    crashed = tmp_path / "crashed"
-    kill_at_first_checkpoint(start(crashed), crashed / "fold0")
-    assert reference.wait(timeout=300) == 0, reference.communicate()[0]
-    resumed = start(crashed)
-    log = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0 and "resuming from" in log, log
-    a, b = pd.read_csv(tmp_path / "ref/history.csv"), pd.read_csv(crashed / "history.csv")
-    pd.testing.assert_frame_equal(a[["epoch", "train_loss", "val_loss", "val_rmse_scaled"]],
-                                  b[["epoch", "train_loss", "val_loss", "val_rmse_scaled"]])
-    ref = torch.load(tmp_path / "ref/fold0/model.pt", weights_only=True)
-    new = torch.load(crashed / "fold0/model.pt", weights_only=True)
-    assert ref["meta"]["task"]["name"] == "graph_regression" and ref["meta"]["num_outputs"] == 4
-    for key in ref["state_dict"]:
-        assert torch.equal(ref["state_dict"][key], new["state_dict"][key]), key
-
+    ref, crashed = crash_and_resume(lambda out: start_job(SCRIPT, json.dumps(config), boxes / "boxes", out), tmp_path,
+                                    job_dir=lambda out: out / "fold0", side_by_side=True)
+    assert_same_training(ref, crashed, ["epoch", "train_loss", "val_loss", "val_rmse_scaled"], model="fold0/model.pt")
+    meta = torch.load(ref / "fold0/model.pt", weights_only=True)["meta"]
+    assert meta["task"]["name"] == "graph_regression" and meta["num_outputs"] == 4
 
 def test_predictions_follow_the_regression_contract_and_robustness_runs(boxes, tmp_path):
     from deepsky.stages.cosmo_graphs import evaluate_robustness

@@ -291,10 +291,7 @@ train_fold(config, "tiny", "mmd", 0, root + "/rings", root + "/rings/split.parqu
 
 @pytest.mark.slow
 def test_adaptation_job_resumes_exactly_after_a_kill(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import kill_at_first_checkpoint
+    from tests.conftest import assert_same_training, crash_and_resume, start_job
 
     config = domain_config(tmp_path)
     config["experiments"]["tiny"]["training"].update(epochs=4, batch_size=16)
@@ -302,18 +299,5 @@ def test_adaptation_job_resumes_exactly_after_a_kill(tmp_path):
     ring_dataset(root / "rings", n=120)
     write_target(root)
 
-    def start(out):
-        return subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, json.dumps(config), str(root), str(out)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    assert start(tmp_path / "ref").wait(timeout=300) == 0
-    crashed = tmp_path / "crashed"
-    kill_at_first_checkpoint(start(crashed), crashed)
-    resumed = start(crashed)
-    log = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0 and "resuming from" in log, log
-    columns = ["epoch", "train_loss", "train_mmd", "val_loss", "val_feature_mmd"]
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ref/history.csv")[columns], pd.read_csv(crashed / "history.csv")[columns])
-    ref, new = (torch.load(p / "model.pt", weights_only=True)["state_dict"] for p in (tmp_path / "ref", crashed))
-    for key in ref:
-        assert torch.equal(ref[key], new[key]), key
+    ref, crashed = crash_and_resume(lambda out: start_job(KILLED_SCRIPT, json.dumps(config), root, out), tmp_path)
+    assert_same_training(ref, crashed, ["epoch", "train_loss", "train_mmd", "val_loss", "val_feature_mmd"])

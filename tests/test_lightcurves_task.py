@@ -3,8 +3,6 @@ multiclass contract, metrics equal to scikit-learn's, exact resume after a kill,
 on an observations Parquet file, and the random-forest baseline in the same contract."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -23,7 +21,7 @@ from deepsky.stages.evaluate import evaluate_architecture
 from deepsky.stages.lightcurves_analysis import baseline_folds, early_accuracy, unpadded
 from deepsky.stages.train import train_fold
 from deepsky.tasks import make_task
-from tests.conftest import ROOT, kill_at_first_checkpoint
+from tests.conftest import ROOT, assert_same_training, crash_and_resume, start_job
 
 CONTRACT = ["index", "label", "fold", "architecture", *[f"p_{n}" for n in CLASS_NAMES], "predicted"]
 
@@ -159,26 +157,10 @@ def test_resumes_exactly_after_a_kill(light_curves, tmp_path):
     def start(out):
         # Each job its own tracking store: the reference runs beside the job that gets killed.
         tracking = {"uri": f"sqlite:///{out}.db", "artifact_root": str(tmp_path / "artifacts")}
-        return subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps({**config, "tracking": tracking}),
-                                 str(light_curves), str(out)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return start_job(SCRIPT, json.dumps({**config, "tracking": tracking}), light_curves, out)
 
-    reference = start(tmp_path / "ref")
-    crashed = tmp_path / "crashed"
-    kill_at_first_checkpoint(start(crashed), crashed)
-    resumed = start(crashed)
-    reference_log = reference.communicate(timeout=300)[0]
-    assert reference.returncode == 0, reference_log[-3000:]
-    log = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0 and "resuming from" in log, log
-    a, b = pd.read_csv(tmp_path / "ref/history.csv"), pd.read_csv(crashed / "history.csv")
-    pd.testing.assert_frame_equal(a[["epoch", "train_loss", "val_loss", "val_accuracy"]],
-                                  b[["epoch", "train_loss", "val_loss", "val_accuracy"]])
-    ref = torch.load(tmp_path / "ref/model.pt", weights_only=True)
-    new = torch.load(crashed / "model.pt", weights_only=True)
-    for key in ref["state_dict"]:
-        assert torch.equal(ref["state_dict"][key], new["state_dict"][key]), key
-
+    ref, crashed = crash_and_resume(start, tmp_path, side_by_side=True)
+    assert_same_training(ref, crashed, ["epoch", "train_loss", "val_loss", "val_accuracy"])
 
 def test_image_augmentation_is_refused():
     from deepsky.config import ConfigError, validate_config

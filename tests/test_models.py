@@ -27,6 +27,9 @@ EXPECTED = {
     "mlp_deep", "plain_cnn", "residual_cnn",
 }
 ALL = list_models()
+# Models whose outputs are not one row of logits per image: tested in their tasks' test files.
+NOT_CLASSIFIERS = {"unet": "per-pixel outputs", "mask_rcnn": "detections"}
+CLASSIFIERS = [n for n in ALL if model_info(n).family not in NOT_CLASSIFIERS]
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -50,7 +53,7 @@ def test_all_lecture_architectures_registered():
     assert EXPECTED <= set(ALL)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 @pytest.mark.parametrize("num_classes", [1, 3])
 def test_forward_shape_48x48x3(name, num_classes):
     torch.manual_seed(0)
@@ -73,6 +76,12 @@ def test_forward_shape_32x32x1(name):
 def test_forward_odd_size_many_channels(name):
     model = create_model(name, in_channels=5, num_classes=4, image_size=37)
     assert _forward(model, torch.randn(2, 5, 37, 37)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_unet_gives_outputs_per_pixel(size):
+    model = create_model("unet", in_channels=3, num_classes=4, image_size=size)
+    assert _forward(model, torch.randn(2, 3, size, size)).shape == (2, 4, size, size)
 
 
 def test_image_size_below_32_rejected():

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -19,7 +17,7 @@ from deepsky.stages.evaluate import combine_predictions, evaluate_architecture
 from deepsky.stages.train import train_fold
 from deepsky.tasks import Task, make_task, register_task
 from deepsky.train import fit
-from tests.conftest import ROOT, kill_at_first_checkpoint, training_config
+from tests.conftest import ROOT, assert_same_training, crash_and_resume, start_job, training_config
 
 TARGETS = {"radius": "radius", "amplitude": "amplitude"}
 
@@ -213,25 +211,8 @@ SCRIPT = textwrap.dedent(
 def test_regression_resumes_exactly_after_a_kill(ring_radii, tmp_path):
     config = regression_config(tmp_path, epochs=5, batch_size=16)
 
-    def start(out):
-        return subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(config), str(ring_radii), str(out)],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-    assert start(tmp_path / "ref").wait(timeout=300) == 0
-    crashed = tmp_path / "crashed"
-    kill_at_first_checkpoint(start(crashed), crashed)
-    resumed = start(crashed)
-    log = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0 and "resuming from" in log, log
-    a, b = pd.read_csv(tmp_path / "ref/history.csv"), pd.read_csv(crashed / "history.csv")
-    pd.testing.assert_frame_equal(a[["epoch", "train_loss", "val_loss", "val_rmse_scaled"]],
-                                  b[["epoch", "train_loss", "val_loss", "val_rmse_scaled"]])
-    ref = torch.load(tmp_path / "ref/model.pt", weights_only=True)
-    new = torch.load(crashed / "model.pt", weights_only=True)
-    assert ref["meta"]["task"]["scale"] == new["meta"]["task"]["scale"]
-    for key in ref["state_dict"]:
-        assert torch.equal(ref["state_dict"][key], new["state_dict"][key]), key
-
+    ref, crashed = crash_and_resume(lambda out: start_job(SCRIPT, json.dumps(config), ring_radii, out), tmp_path)
+    assert_same_training(ref, crashed, ["epoch", "train_loss", "val_loss", "val_rmse_scaled"])
 
 def test_combined_network_averages_members():
     task = make_task({"name": "regression", "targets": {"a": "a"}, "uncertainty": "gaussian"})

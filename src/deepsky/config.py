@@ -161,10 +161,15 @@ def task_spec(experiment: dict, datasets: dict, class_names: list[str] | None = 
         return {"name": name, **experiment.get("gan", {})}
     if name == "photoz":  # photometric redshifts (deepsky.tasks.photoz); options under `photoz`
         return {"name": name, **experiment.get("photoz", {})}
+    if name == "detection":  # Mask R-CNN on fields (deepsky.tasks.detection); options under `detection`
+        return {"name": name, **experiment.get("detection", {})}
     if name == "sequence_classification":  # light curves (deepsky.tasks.lightcurves); options under `sequence`
         return {"name": name, "class_names": list(class_names), **experiment.get("sequence", {})}
     if name == "domain_adaptation":  # source -> target (deepsky.tasks.domains); options under `adaptation`
         return {"name": name, "class_names": list(class_names), "source": experiment["dataset"], **experiment["adaptation"]}
+    if name in ("deblend", "segmentation"):  # artificial blends (deepsky.tasks.deblend); options under `deblend`
+        bands = datasets[experiment["dataset"]].get("simulation", {}).get("bands", ["g", "r", "i"])
+        return {"name": name, "bands": list(bands), **experiment.get("deblend", {})}
     return {"name": name, "class_names": list(class_names)}
 
 
@@ -263,6 +268,8 @@ FIXED_CLASSES = {
     "simulate_photoz": ["red", "blue"],  # deepsky.data.photoz: labels only stratify the split
     "simulate_cmb": ["cmb"],  # deepsky.data.cmb: one class, label 0
     "cats_dogs": ["cat", "dog"],
+    "simulate_fields": ["field"],  # deepsky.data.detection_fields: one row per field; objects are star/galaxy
+    "simulate_blends": ["close", "mid", "wide"],  # deepsky.data.deblend: separation bins stratify the split
 }
 LENS_SOURCES = {"simulate_lenses", "bologna", "artefact", "simulate_lenses_randomised"}
 

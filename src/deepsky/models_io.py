@@ -14,12 +14,13 @@ class NotAModelError(ValueError):
     """The file is not a model written by the deepsky train rule."""
 
 
-def read_model_file(path: str | Path, device: torch.device | str = "cpu") -> dict:
+def read_model_file(path: str | Path, device: torch.device | str = "cpu", mmap: bool = False) -> dict:
+    """The saved payload; `mmap=True` maps the tensors instead of reading them (for the meta alone)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
-        payload = torch.load(path, map_location=device, weights_only=True)
+        payload = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotAModelError(
@@ -39,3 +40,8 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[to
     )
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), meta
+
+
+def read_meta(path: str | Path) -> dict:
+    """What a model file says about its model (task, architecture, inputs) without loading weights."""
+    return read_model_file(path, "cpu", mmap=True)["meta"]

@@ -40,7 +40,7 @@ CONDA_ENV = "../../envs/deepsky.yaml"
 FIGURE_CATALOGUE = list(csv.DictReader(open(Path(workflow.basedir) / "workflow/report/figures.csv")))
 CONCEPT_STEMS = [Path(row["file"]).stem for row in FIGURE_CATALOGUE if row["rule"] == "concept_figure"]
 
-SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies", "simulate_lens_parameters", "simulate_lightcurves", "simulate_lenses_randomised", "simulate_photoz", "simulate_cmb", "simulate_cosmo_galaxies"}
+SIMULATED_SOURCES = {"simulate_lenses", "simulate_galaxies", "simulate_lens_parameters", "simulate_lightcurves", "simulate_lenses_randomised", "simulate_photoz", "simulate_cmb", "simulate_cosmo_galaxies", "simulate_blends", "simulate_fields"}
 
 
 def wildcard_choice(names):
@@ -51,7 +51,7 @@ def wildcard_choice(names):
 def simulated_datasets():
     # Light curves are simulated by lightcurves.smk (no images.npy).
     # The photo-z survey too (photoz.smk): a catalogue with cutouts for some of its rows.
-    return [n for n, d in config["datasets"].items() if d["source"] in SIMULATED_SOURCES - {"simulate_lightcurves", "simulate_photoz", "simulate_cmb", "simulate_cosmo_galaxies"}]
+    return [n for n, d in config["datasets"].items() if d["source"] in SIMULATED_SOURCES - {"simulate_lightcurves", "simulate_photoz", "simulate_cmb", "simulate_cosmo_galaxies", "simulate_blends", "simulate_fields"}]
 
 
 def real_datasets():
@@ -96,17 +96,27 @@ def real_archive(wildcards):
     return real_archive_path(wildcards.dataset)
 
 
+def experiment_datasets(experiment):
+    """Every dataset an experiment reads: its own, a domain-adaptation target, its variants'."""
+    exp = config["experiments"][experiment]
+    names = [exp["dataset"], exp.get("adaptation", {}).get("target")]
+    names += [v.get("dataset") for v in exp.get("variants", {}).values()]
+    return list(dict.fromkeys(n for n in names if n))
+
+
 def runnable(experiment):
-    """Real-data experiments run when their archive is here or downloads are allowed."""
-    name = dataset_of(experiment)
-    if name not in real_datasets() or config.get("download", False):
-        return True
-    if os.path.exists(real_archive_path(name)):
+    """Real-data experiments run when their archives are here or downloads are allowed."""
+    missing = [
+        name for name in experiment_datasets(experiment)
+        if name in real_datasets() and not config.get("download", False) and not os.path.exists(real_archive_path(name))
+    ]
+    if not missing:
         return True
     print(
-        f"deepsky: skipping experiment '{experiment}': {real_archive_path(name)} is not here. "
-        "Fetch it with `snakemake download_all --cores 1` (needs network) or set "
-        f"datasets.{name}.path to a local copy.",
+        f"deepsky: skipping experiment '{experiment}': "
+        + ", ".join(real_archive_path(name) for name in missing)
+        + " not here. Fetch with `snakemake download_all --cores 1` (needs network) or set "
+        + " / ".join(f"datasets.{name}.path" for name in missing) + " to a local copy.",
         file=sys.stderr,
     )
     return False
@@ -136,6 +146,10 @@ def dataset_figure_stems(name):
     source = config["datasets"][name]["source"]
     if source == "simulate_lightcurves":
         return ["002-lightcurve-examples"]
+    if source == "simulate_blends":  # deblend.smk shows the blends beside the U-Net outputs
+        return []
+    if source == "simulate_fields":  # detection.smk shows the fields with their masks and detections
+        return []
     if source == "simulate_cmb":  # cmb.smk
         return ["003-cmb-maps"]
     if source == "simulate_photoz":
@@ -261,6 +275,8 @@ def all_targets():
     targets += photoz_targets()
     targets += domains_targets()
     targets += cosmo_graphs_targets()
+    targets += deblend_targets()
+    targets += detection_targets()
     return targets
 
 

@@ -129,13 +129,13 @@ def _check_class_map(class_map: Mapping[str, Sequence[int]], n_source: int = 10)
     return out
 
 
-def _resize_square(img, size: int):
-    """Center-crop a PIL image to a square, then resize it to ``size`` x ``size``."""
+def _resize_square(img, size: int, crop: int | None = None):
+    """Center-crop a PIL image to a square (of side ``crop`` if given), then resize it to ``size``."""
     from PIL import Image
 
     w, h = img.size
-    if w != h:
-        side = min(w, h)
+    if w != h or (crop and crop < min(w, h)):
+        side = min(w, h, crop or min(w, h))
         left, top = (w - side) // 2, (h - side) // 2
         img = img.crop((left, top, left + side, top + side))
     if img.size != (size, size):
@@ -148,6 +148,7 @@ def read_galaxy10(
     class_map: Mapping[str, Sequence[int]],
     *,
     image_size: int | None = None,
+    crop: int | None = None,
     source_class_names: Sequence[str] | None = None,
     rows_per_read: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
@@ -157,7 +158,9 @@ def read_galaxy10(
     (e.g. :data:`GALAXY10_SDSS_LECTURE_CLASSES`); images of unmapped Galaxy10
     classes are left out.  Images are scaled to [0, 1], channels first; with
     ``image_size`` they are center-cropped/resized (bilinear, antialiased) to
-    ``image_size`` x ``image_size`` (useful for the 256x256 DECaLS images).
+    ``image_size`` x ``image_size`` (useful for the 256x256 DECaLS images). ``crop`` first keeps
+    the central ``crop`` pixels: 104 DECaLS pixels (0.262") span the 27" of a 69-pixel SDSS
+    cutout (0.396"), so that both surveys show the same field.
 
     The catalog has ``index`` (row in the output), ``source_index`` (row in
     the HDF5 file), ``label``, ``class_name``, ``source_label`` (Galaxy10 id),
@@ -215,6 +218,8 @@ def read_galaxy10(
                 raise ValueError("source_class_names must have 10 names")
 
         keep = np.flatnonzero(lut[source] >= 0)
+        if crop and not image_size:
+            image_size = min(crop, h, w)
         out_h, out_w = (image_size, image_size) if image_size else (h, w)
         images = np.empty((len(keep), 3, out_h, out_w), dtype=np.float32)
         if rows_per_read is None:
@@ -231,7 +236,7 @@ def read_galaxy10(
             if image_size:
                 from PIL import Image
 
-                slab = np.stack([np.asarray(_resize_square(Image.fromarray(im), image_size)) for im in slab])
+                slab = np.stack([np.asarray(_resize_square(Image.fromarray(im), image_size, crop)) for im in slab])
             images[pos : pos + len(sel)] = slab.transpose(0, 3, 1, 2)
             pos += len(sel)
         images /= 255.0

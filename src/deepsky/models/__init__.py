@@ -31,6 +31,8 @@ from . import lightcurves_nets  # noqa: E402,F401
 from . import photoz_nets  # noqa: E402,F401
 from . import cmb_nets  # noqa: E402,F401
 from . import domains_nets  # noqa: E402,F401
+from . import deblend_nets  # noqa: E402,F401
+from . import detection_nets  # noqa: E402,F401
 
 __all__ = [
     "create_model",

@@ -61,6 +61,8 @@ _BUILTIN_MODULES = (
     "deepsky.models.photoz_nets",
     "deepsky.models.cmb_nets",
     "deepsky.models.domains_nets",
+    "deepsky.models.deblend_nets",
+    "deepsky.models.detection_nets",
 )
 
 

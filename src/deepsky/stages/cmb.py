@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from deepsky.data import storage
-from deepsky.stages.common import experiment_tags, logged, set_threads
+from deepsky.stages.common import experiment_tags, logged, set_threads, simulate_dataset
 from deepsky.tracking import Run, resolve_uri, with_retries
 from deepsky.train import job_seed, pick_device
 
@@ -19,10 +19,8 @@ from deepsky.train import job_seed, pick_device
 def simulate(smk) -> None:
     from deepsky.data.cmb import write_cmb_dataset
 
-    name = smk.wildcards.dataset
     with logged(smk.log[0]):
-        card = write_cmb_dataset(Path(smk.output.images).parent, name, smk.config["datasets"][name],
-                                 seed=job_seed(smk.config["seed"], "data", name))
+        name, card = simulate_dataset(smk, write_cmb_dataset, parallel=False)
         theory = card["provenance"]["theory"]
         print(f"dataset {name}: {card['n_images']} patches {card['image_shape']}, resolved ell "
               f"{theory['ell_min_resolved']:.0f}-{theory['ell_max_resolved']:.0f}, sha256 {card['images_sha256']}")

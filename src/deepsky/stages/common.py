@@ -61,3 +61,16 @@ def experiment_tags(config: dict, experiment: str, card: dict, **extra) -> dict:
         "workflow_run": os.environ.get("DEEPSKY_WORKFLOW_RUN", "manual"),
         **extra,
     }
+
+
+def simulate_dataset(smk, writer, folder_of: str = "images", parallel: bool = True) -> tuple[str, dict]:
+    """Run a dataset writer `writer(folder, name, dataset config, seed=..., [workers=...])` for the
+    rule's `dataset` wildcard, seeded from the config, into the folder of output `folder_of`;
+    returns (name, card). The caller prints what its card says."""
+    from deepsky.train import job_seed
+
+    name = smk.wildcards.dataset
+    extra = {"workers": smk.threads} if parallel else {}
+    card = writer(Path(getattr(smk.output, folder_of)).parent, name, smk.config["datasets"][name],
+                  seed=job_seed(smk.config["seed"], "data", name), **extra)
+    return name, card

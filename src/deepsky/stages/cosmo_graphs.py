@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from deepsky.data import storage
-from deepsky.stages.common import experiment_tags, logged, set_threads
-from deepsky.train import job_seed
+from deepsky.stages.common import experiment_tags, logged, set_threads, simulate_dataset
 
 SUMMARY_METRICS = ("rel_error", "rmse", "r2", "bias", "coverage68", "chi2")
 
@@ -19,10 +18,8 @@ SUMMARY_METRICS = ("rel_error", "rmse", "r2", "bias", "coverage68", "chi2")
 def simulate(smk) -> None:
     from deepsky.data.cosmo_graphs import write_cosmo_dataset
 
-    name = smk.wildcards.dataset
     with logged(smk.log[0]):
-        card = write_cosmo_dataset(Path(smk.output.catalog).parent, name, smk.config["datasets"][name],
-                                   seed=job_seed(smk.config["seed"], "data", name))
+        name, card = simulate_dataset(smk, write_cosmo_dataset, folder_of="catalog", parallel=False)
         print(f"dataset {name}: {card['n_boxes']} boxes, {card['n_galaxies']} galaxies, sha256 {card['images_sha256']}")
 
 

@@ -10,19 +10,15 @@ import pandas as pd
 from deepsky.data import storage
 from deepsky.data.augment import augment_dataset
 from deepsky.data.split import make_split
-from deepsky.stages.common import logged
+from deepsky.stages.common import logged, simulate_dataset
 from deepsky.train import job_seed
 
 
 def simulate(smk) -> None:
     from deepsky.data.simulate import write_simulated_dataset
 
-    name = smk.wildcards.dataset
     with logged(smk.log[0]):
-        card = write_simulated_dataset(
-            Path(smk.output.images).parent, name, smk.config["datasets"][name],
-            seed=job_seed(smk.config["seed"], "data", name), workers=smk.threads,
-        )
+        name, card = simulate_dataset(smk, write_simulated_dataset)
         print(f"dataset {name}: {card['n_images']} images {card['image_shape']}, sha256 {card['images_sha256']}")
 
 

@@ -16,7 +16,7 @@ import torch
 from deepsky.config import task_spec
 from deepsky.data import storage
 from deepsky.data.tensors import load_test_set
-from deepsky.models_io import load_model
+from deepsky.models_io import load_model, read_meta
 from deepsky.stages.common import experiment_tags, logged, set_threads
 from deepsky.tasks import make_task, task_from_meta
 from deepsky.tracking import Run
@@ -63,7 +63,7 @@ def evaluate_architecture(config, experiment, arch, model_paths, data_dir, split
     device = pick_device(config.get("device", "auto"))
     card = storage.read_card(data_dir)
     paths = sorted(model_paths, key=fold_of)
-    task = task_from_meta(load_model(paths[0], "cpu")[1])
+    task = task_from_meta(read_meta(paths[0]))
     test_index, x, raw_targets = task.load_test(data_dir, split_path)
 
     tables, per_fold = [], []

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from deepsky.data import storage
-from deepsky.stages.common import logged
+from deepsky.stages.common import logged, simulate_dataset
 from deepsky.tasks.photoz import photometry_features
 from deepsky.tasks.photoz_metrics import PASQUET19_SDSS, interval_columns, kernel_mixture, photoz_metrics
 from deepsky.train import job_seed
@@ -43,10 +43,8 @@ def method_label(config: dict, experiment: str, arch: str) -> str:
 def simulate(smk) -> None:
     from deepsky.data.photoz import write_photoz_dataset
 
-    name = smk.wildcards.dataset
     with logged(smk.log[0]):
-        card = write_photoz_dataset(Path(smk.output.images).parent, name, smk.config["datasets"][name],
-                                    seed=job_seed(smk.config["seed"], "data", name), workers=smk.threads)
+        name, card = simulate_dataset(smk, write_photoz_dataset)
         print(f"dataset {name}: {card['n_objects']} catalogue rows, {card['n_images']} cutouts {card['image_shape']}")
 
 

@@ -57,7 +57,8 @@ def read_archive(name: str, cfg: dict, path: Path, seed: int):
     source = cfg["source"]
     counts = None
     if source == "galaxy10":
-        images, labels, catalog = realdata.read_galaxy10(path, cfg["class_map"], image_size=cfg.get("image_size"))
+        images, labels, catalog = realdata.read_galaxy10(path, cfg["class_map"], image_size=cfg.get("image_size"),
+                                                         crop=cfg.get("crop"))
     elif source == "cats_dogs":
         images, labels, catalog, counts = realdata.read_petimages(
             path, n_train=cfg.get("n_train", 8000), n_test=cfg.get("n_test", 2000),

@@ -30,7 +30,9 @@ def arch_fold(path) -> tuple[str, int]:
     return match["arch"], int(match["fold"])
 
 
-def summarize(metric_files, history_files) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summarize(metric_files, history_files, summary_metrics=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-fold rows and the mean and std over folds of the task's summary metrics (plus the
+    generic classification and regression ones found in the metrics files) per architecture."""
     rows = []
     histories = {arch_fold(p): pd.read_csv(p) for p in history_files}
     for metrics in (m for path in metric_files for m in json.loads(Path(path).read_text())):
@@ -47,7 +49,8 @@ def summarize(metric_files, history_files) -> tuple[pd.DataFrame, pd.DataFrame]:
     per_fold = pd.DataFrame(rows)
     order = list(dict.fromkeys(per_fold["architecture"]))
     per_fold = per_fold.sort_values(["architecture", "fold"])
-    present = [m for m in per_fold if m in SUMMARY_METRICS or m.endswith(SUMMARY_SUFFIXES)]
+    wanted = [m for m in summary_metrics if m in per_fold]
+    present = wanted + [m for m in per_fold if m not in wanted and (m in SUMMARY_METRICS or m.endswith(SUMMARY_SUFFIXES))]
     grouped = per_fold.groupby("architecture", sort=False)
     summary = grouped[present + ["train_seconds", "train_images_per_second"]].agg(["mean", "std"])
     summary.columns = [f"{metric}_{stat}" for metric, stat in summary.columns]
@@ -57,7 +60,11 @@ def summarize(metric_files, history_files) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def summary_main(smk) -> None:
     with logged(smk.log[0]):
-        per_fold, summary = summarize(smk.input.metrics, smk.input.histories)
+        from deepsky.config import task_spec
+        from deepsky.tasks import make_task
+
+        task = make_task(task_spec(smk.config["experiments"][smk.wildcards.experiment], smk.config["datasets"]))
+        per_fold, summary = summarize(smk.input.metrics, smk.input.histories, tuple(task.summary_metrics))
         per_fold.to_csv(smk.output.per_fold, index=False)
         summary.to_csv(smk.output.summary, index=False, float_format="%.4f")
         print(summary.to_string())

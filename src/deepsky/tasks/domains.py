@@ -88,7 +88,7 @@ class DomainAdaptationTask(Task):
         names = list(spec["class_names"])
         self.inner = make_task({"name": "binary" if len(names) == 2 else "multiclass", "class_names": names})
         self.metric = self.inner.selection_metric[0]
-        self.summary_metrics = self.inner.summary_metrics
+        self.summary_metrics = tuple(f"{m}{part}" for m in self.inner.summary_metrics for part in ("_source", "_target", ""))
         # Picking a fold with target labels would be cheating: source labels only.
         self.selection_metric = (f"{self.metric}_source", "max")
         self._mix_batchnorm = False
