@@ -77,7 +77,7 @@ def fit(model, train, val, settings: dict, device: torch.device, seed: int, chec
     writes the checkpoint. Returns (history, best state).
     """
     rank, world = distributed.rank_world()
-    if settings.get("channels_last", True):
+    if settings.get("channels_last", True) and getattr(model, "channels_last", True):
         model.to(memory_format=torch.channels_last)
         train, val = task.memory_format(train), task.memory_format(val)
     trained = distributed.wrap(model, device) if world > 1 else model

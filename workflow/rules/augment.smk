@@ -2,6 +2,7 @@
 
 
 rule augment_dataset:
+    priority: 20
     input:
         images="results/data/{dataset}/images.npy",
         split="results/data/{dataset}/split.parquet",

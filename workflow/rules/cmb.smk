@@ -16,6 +16,7 @@ CMB_FIGURES = [
 
 
 rule cmb_simulate:
+    priority: 20
     output:
         images="results/data/{dataset}/images.npy",
         catalog="results/data/{dataset}/catalog.parquet",

@@ -96,6 +96,9 @@ def real_archive(wildcards):
     return real_archive_path(wildcards.dataset)
 
 
+SKIPPED_EXPERIMENTS = set()  # said once per invocation
+
+
 def experiment_datasets(experiment):
     """Every dataset an experiment reads: its own, a domain-adaptation target, its variants'."""
     exp = config["experiments"][experiment]
@@ -112,6 +115,9 @@ def runnable(experiment):
     ]
     if not missing:
         return True
+    if experiment in SKIPPED_EXPERIMENTS:
+        return False
+    SKIPPED_EXPERIMENTS.add(experiment)
     print(
         f"deepsky: skipping experiment '{experiment}': "
         + ", ".join(real_archive_path(name) for name in missing)

@@ -10,6 +10,7 @@ COSMO_EXPERIMENT_FIGURES = {"002-cosmographnet-predictions": "predicted_vs_true"
 
 
 rule cosmo_graphs_simulate:
+    priority: 20
     output:
         galaxies="results/data/{dataset}/galaxies.parquet",
         catalog="results/data/{dataset}/catalog.parquet",

@@ -2,6 +2,8 @@
 
 
 rule simulate_dataset:
+    # Scheduling: data first, then training, so the short figure jobs fill the cores at the end.
+    priority: 20
     output:
         images="results/data/{dataset}/images.npy",
         catalog="results/data/{dataset}/catalog.parquet",
@@ -24,6 +26,7 @@ rule simulate_dataset:
 
 
 rule artefact_dataset:
+    priority: 20
     input:
         images=artefact_base_file("images.npy"),
         catalog=artefact_base_file("catalog.parquet"),

@@ -4,6 +4,7 @@
 # baseline measured at data time) and draw the figures from the first fold's model and predictions.
 
 rule deblend_simulate:
+    priority: 20
     output:
         images="results/data/{dataset}/images.npy",
         central="results/data/{dataset}/central.npy",

@@ -4,6 +4,7 @@
 # evaluation's prediction table (first fold), one rule per figure.
 
 rule detection_simulate:
+    priority: 20
     output:
         images="results/data/{dataset}/images.npy",
         masks="results/data/{dataset}/masks.npy",

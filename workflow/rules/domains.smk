@@ -12,6 +12,7 @@ ruleorder: domains_evaluate > evaluate
 
 
 rule domains_train:
+    priority: 10
     input:
         unpack(domains_train_inputs),
     output:
@@ -56,6 +57,7 @@ rule domains_evaluate:
 
 
 rule domains_transfer:
+    priority: 10
     input:
         unpack(domains_transfer_inputs),
     output:

@@ -21,6 +21,7 @@ rule download_archive:
 
 
 rule prepare_real_dataset:
+    priority: 20
     input:
         archive=real_archive,
     output:

@@ -5,6 +5,7 @@
 
 
 rule lightcurves_simulate:
+    priority: 20
     output:
         observations="results/data/{dataset}/observations.parquet",
         catalog="results/data/{dataset}/catalog.parquet",

@@ -17,6 +17,7 @@ PHOTOZ_DATASET_FIGURES = {"002-photoz-survey": "survey", "002-photoz-cutouts": "
 
 
 rule photoz_simulate:
+    priority: 20
     output:
         images="results/data/{dataset}/images.npy",
         catalog="results/data/{dataset}/catalog.parquet",

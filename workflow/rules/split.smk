@@ -2,6 +2,7 @@
 
 
 rule split_dataset:
+    priority: 20
     input:
         catalog="results/data/{dataset}/catalog.parquet",
     output:

@@ -13,6 +13,8 @@ rule init_tracking:
 
 
 rule train:
+    # Scheduling: data first, then training, so the short figure jobs fill the cores at the end.
+    priority: 10
     input:
         unpack(train_inputs),
     output:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from deepsky.figures.style import save_figure
 
@@ -16,6 +15,7 @@ def probability_columns(predictions: pd.DataFrame, class_names: list[str]) -> np
 
 def confusion_matrices(predictions: pd.DataFrame, class_names: list[str], png_path) -> dict:
     """Counts (summed over folds) and row-normalised matrices, one panel per architecture."""
+    from sklearn.metrics import confusion_matrix  # lazy: figure jobs that do not need scikit-learn skip its import
     archs = list(dict.fromkeys(predictions["architecture"]))
     fig, axes = plt.subplots(2, len(archs), figsize=(4.6 * len(archs), 8.6), squeeze=False)
     out = {}
@@ -46,6 +46,7 @@ def confusion_matrices(predictions: pd.DataFrame, class_names: list[str], png_pa
 
 def one_vs_rest_roc(predictions: pd.DataFrame, class_names: list[str], png_path) -> dict:
     """One panel per architecture, one ROC per class (one vs rest), mean over folds with a band."""
+    from sklearn.metrics import roc_auc_score, roc_curve  # lazy: figure jobs that do not need scikit-learn skip its import
     grid = np.linspace(0, 1, 201)
     archs = list(dict.fromkeys(predictions["architecture"]))
     fig, axes = plt.subplots(1, len(archs), figsize=(5.6 * len(archs), 5.2), squeeze=False)

@@ -32,7 +32,7 @@ def detections_figure(images: np.ndarray, table: pd.DataFrame, png, n_fields: in
 
     apply_style()
     fields = sorted(table["index"].unique())[:n_fields]
-    fig, axes = plt.subplots(2, len(fields), figsize=(3.4 * len(fields), 7.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(fields), figsize=(3.4 * len(fields), 8.2), squeeze=False, layout="constrained")
     for col, field in enumerate(fields):
         rows = table[table["index"] == field]
         image = images[col]
@@ -48,9 +48,8 @@ def detections_figure(images: np.ndarray, table: pd.DataFrame, png, n_fields: in
             ax.set_xticks([])
             ax.set_yticks([])
     handles = [Rectangle((0, 0), 1, 1, fill=False, ec=c, label=CLASS_LABELS[k]) for k, c in CLASS_COLOURS.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     fig.suptitle("Mask R-CNN on simulated DECam-like fields (test set)")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
     save_figure(fig, png)
     plt.close(fig)
 

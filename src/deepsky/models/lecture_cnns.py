@@ -235,6 +235,10 @@ class PreActBottleneck(nn.Module):
 
 
 class DeepLensResNet(nn.Module):
+    # Its backward pass segfaults in oneDNN on channels-last CPU tensors (torch 2.14, 48 px, batch
+    # 64): the training loop keeps this model in NCHW order.
+    channels_last = False
+
     def __init__(self, in_channels: int, num_classes: int, *, stem_width: int = 32,
                  base_width: int = 16, n_stages: int = 5, units_per_stage: int = 3,
                  activation: str = "elu"):

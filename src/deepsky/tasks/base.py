@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 _TASKS: dict[str, type["Task"]] = {}
+#: Training examples whose batch-norm statistics replace the running averages before validation.
+PRECISE_BN_EXAMPLES = 1024
 
 # Built-in tasks, imported when first asked for: a job pays only for the task it runs
 # (some pull in scipy.stats or torch-geometric, a second or more per process).
@@ -213,7 +215,9 @@ class Task:
         dropouts = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
         for m in dropouts:
             m.eval()
-        order = torch.arange(self.num_examples(data))
+        n = self.num_examples(data)
+        # An evenly strided subset: statistics of 1024 images are as good as of all, at a fraction of a pass.
+        order = torch.linspace(0, n - 1, PRECISE_BN_EXAMPLES).round().long().unique() if n > PRECISE_BN_EXAMPLES else torch.arange(n)
         for start in range(0, len(order), batch_size):
             model(self.model_input(self.batch(data, order[start : start + batch_size], device)))
         for m, momentum in zip(norms, momenta):
@@ -228,7 +232,7 @@ class Task:
         amp = Amp(device, enabled=True)
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(device, non_blocking=True)
-            if xb.dim() == 4:
+            if xb.dim() == 4 and getattr(model, "channels_last", True):
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with amp.autocast():
                 chunks.append(model(xb).float().cpu())
