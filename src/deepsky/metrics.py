@@ -4,15 +4,6 @@ lens-parameter regression metrics (Hezaveh+2017) and reliability of predicted pr
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    mean_absolute_error,
-    r2_score,
-    roc_auc_score,
-    roc_curve,
-    root_mean_squared_error,
-)
 
 
 def tpr_at_false_positives(labels: np.ndarray, scores: np.ndarray, max_false_positives: int) -> float:
@@ -42,6 +33,8 @@ def tpr10(labels, scores) -> float:
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score  # lazy: 0.8 s that figure jobs need not pay
+
     labels = np.asarray(labels).astype(int)
     predicted = (np.asarray(scores) >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
@@ -58,6 +51,8 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
 
 
 def multiclass_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, confusion_matrix, roc_auc_score  # lazy: 0.8 s that figure jobs need not pay
+
     labels = np.asarray(labels).astype(int)
     probabilities = np.asarray(probabilities, dtype=float)
     predicted = probabilities.argmax(axis=1)
@@ -74,6 +69,8 @@ def multiclass_metrics(labels: np.ndarray, probabilities: np.ndarray, class_name
 
 
 def roc_points(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.metrics import roc_curve  # lazy: 0.8 s that figure jobs need not pay
+
     fpr, tpr, _ = roc_curve(labels, scores)
     return fpr, tpr
 
@@ -110,6 +107,8 @@ def gaussian_nll(truth, mean, sigma) -> float:
 
 def regression_metrics(truth: np.ndarray, pred: np.ndarray, names: list[str], sigma: np.ndarray | None = None) -> dict:
     """Per-target rmse, mae, r2, bias and 68 % error; coverage and NLL when sigmas are predicted."""
+    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error  # lazy: 0.8 s that figure jobs need not pay
+
     truth = np.asarray(truth, dtype=float).reshape(len(truth), -1)
     pred = np.asarray(pred, dtype=float).reshape(truth.shape)
     metrics = {}

@@ -11,7 +11,6 @@ from deepsky.data.augment import augment_one
 from deepsky.figures.images import image_grid
 from deepsky.figures.style import save_figure
 
-from deepsky.metrics import roc_points
 
 # Lecture 002, "1. Classification", Metcalf+19 ground-based entries, for comparison only.
 METCALF19_GROUND = [
@@ -26,6 +25,8 @@ METCALF19_GROUND = [
 def roc_band(predictions: pd.DataFrame, png_path) -> dict:
     """Mean ROC per architecture with a +-1 sigma band across folds (TPR interpolated on a grid)."""
     from sklearn.metrics import roc_auc_score  # lazy: figure jobs that do not need scikit-learn skip its import
+
+    from deepsky.metrics import roc_points
     grid = np.linspace(0, 1, 201)
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     summary = {}

@@ -27,13 +27,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet18
-from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from .registry import register_model
 
@@ -45,7 +38,7 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 
 class MaskRCNNDetector(nn.Module):
-    def __init__(self, net: MaskRCNN, num_classes: int):
+    def __init__(self, net: nn.Module, num_classes: int):
         super().__init__()
         self.net = net
         self.num_classes = num_classes
@@ -73,6 +66,15 @@ def mask_rcnn_resnet18(in_channels: int, num_classes: int, image_size: int, refe
                        anchor_sizes: tuple = (4, 8, 16, 32), detections_per_image: int = 100,
                        stem_pool: bool = False) -> nn.Module:
     """Mask R-CNN (He+2017) with a ResNet-18 (to layer3) + FPN backbone from scratch, GroupNorm, small anchors."""
+    # torchvision is imported here, not with the registry: every job imports the registry (1 s saved each).
+    from torchvision.models import resnet18
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
     trunk = resnet18(weights=None, norm_layer=group_norm)
     trunk.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     if not stem_pool:  # stride 2 at the finest level: a star spans pixels of the feature map
