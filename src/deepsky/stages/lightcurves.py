@@ -50,6 +50,16 @@ def _test_set(data_dir: Path, split_path, class_names):
     return task, index, raw, lengths, np.asarray(labels)
 
 
+def _analysis_job(smk):
+    """What every analysis job of the trained models starts with: threads, device, dataset card
+    and the held-out test light curves; returns (device, data_dir, card, (task, index, raw, lengths, labels))."""
+    set_threads(smk.threads)
+    device = pick_device(smk.config.get("device", "auto"))
+    data_dir = Path(smk.input.card).parent
+    card = storage.read_card(data_dir)
+    return device, data_dir, card, _test_set(data_dir, smk.input.split, card["class_names"])
+
+
 def baseline(smk) -> None:
     """Random forest on hand-made features, K-fold, in the multiclass prediction-table contract."""
     config, experiment = smk.config, smk.wildcards.experiment
@@ -109,12 +119,8 @@ def sequence_length(smk) -> None:
     """Gradients through time of the first fold's models, and accuracy against sequence length."""
     experiment = smk.wildcards.experiment
     with logged(smk.log[0]):
-        set_threads(smk.threads)
+        device, data_dir, card, (_, index, raw, lengths, labels) = _analysis_job(smk)
         torch.manual_seed(0)
-        device = pick_device(smk.config.get("device", "auto"))
-        data_dir = Path(smk.input.card).parent
-        card = storage.read_card(data_dir)
-        _, index, raw, lengths, labels = _test_set(data_dir, smk.input.split, card["class_names"])
         n_obs = lengths.numpy()
         edges = analysis.length_bins(n_obs)
         bins = np.digitize(n_obs, edges[1:-1])
@@ -146,11 +152,7 @@ def early(smk) -> None:
     """Accuracy of every fold's model on test light curves cut at fractions of their time span."""
     experiment = smk.wildcards.experiment
     with logged(smk.log[0]):
-        set_threads(smk.threads)
-        device = pick_device(smk.config.get("device", "auto"))
-        data_dir = Path(smk.input.card).parent
-        card = storage.read_card(data_dir)
-        _, _, raw, lengths, labels = _test_set(data_dir, smk.input.split, card["class_names"])
+        device, data_dir, card, (_, _, raw, lengths, labels) = _analysis_job(smk)
         rows = []
         for path in smk.input.models:
             arch, fold = arch_fold(path)
@@ -167,12 +169,8 @@ def attention(smk) -> None:
     """The transformer's [CLS] attention over the most confidently classified test object of each class."""
     experiment = smk.wildcards.experiment
     with logged(smk.log[0]):
-        set_threads(smk.threads)
-        device = pick_device(smk.config.get("device", "auto"))
-        data_dir = Path(smk.input.card).parent
-        card = storage.read_card(data_dir)
+        device, data_dir, card, (_, index, raw, lengths, labels) = _analysis_job(smk)
         class_names = card["class_names"]
-        _, index, raw, lengths, labels = _test_set(data_dir, smk.input.split, class_names)
         model, _ = load_model(smk.input.model, device)
         probabilities, weights = analysis.cls_attention(model, raw, lengths, device)
         observations = pd.read_parquet(data_dir / OBSERVATIONS).sort_values(["object", "time"], kind="stable")
