@@ -107,3 +107,24 @@ def test_a_checkpoint_of_another_config_is_not_resumed(rings, tmp_path, capsys):
                tmp_path / "s/model.pt", tmp_path / "s/history.csv")
     assert "discarding" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "s/history.csv")) == 2
+
+
+def test_a_training_job_imports_only_what_it_uses():
+    # Each job is a fresh process: a stray import (Inductor through the deterministic switch,
+    # torchvision through the registry, scikit-learn through metrics) costs seconds per job.
+    code = textwrap.dedent(
+        """
+        import sys, torch
+        from deepsky.models import create_model
+        from deepsky.stages.train import train_fold
+        from deepsky.train import use_deterministic_cpu
+        use_deterministic_cpu()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        create_model("winning_cnn", 3, 1, image_size=48)
+        print(sorted(m for m in ("torch._inductor", "torchvision", "sklearn", "matplotlib") if m in sys.modules))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
