@@ -181,6 +181,13 @@ def test_tiny_regression_beats_the_mean_and_predicts(ring_radii, tmp_path):
     expected = table[table["fold"] == best].sort_values("index")
     np.testing.assert_allclose(scored["radius_pred"], expected["radius_pred"], rtol=1e-4)
 
+    # An experiment that opts out (a sweep feeding a figure) evaluates without a new registry version.
+    config["experiments"]["tiny"]["register_models"] = False
+    evaluate_architecture(config, "tiny", "winning_cnn", models, ring_radii, ring_radii / "split.parquet",
+                          tmp_path / "pred2.parquet", tmp_path / "metrics2.json")
+    client = mlflow.MlflowClient(tracking_uri=config["tracking"]["uri"])
+    assert len(client.search_model_versions("name='tiny-winning_cnn'")) == 1
+
     # deepsky predict on the same model writes every target and its sigma per FITS file.
     from deepsky.cli import main
     from deepsky.data.fits_io import write_cutout

@@ -28,17 +28,6 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def use_deterministic_cpu() -> None:
-    """torch.use_deterministic_algorithms(True, warn_only=True) without its 1.6 s import of
-    Inductor, whose config flag only compiled code reads (we do not compile)."""
-    import sys
-
-    if "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch._C._set_deterministic_algorithms(True, warn_only=True)
-
-
 def job_seed(seed: int, *names) -> int:
     """A seed per job, stable across runs and machines (no Python hash randomisation)."""
     return int(np.random.SeedSequence([seed] + [zlib.crc32(str(n).encode()) for n in names]).generate_state(1)[0])

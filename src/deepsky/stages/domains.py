@@ -25,7 +25,7 @@ from deepsky.stages.common import experiment_tags, logged, set_threads
 from deepsky.tasks import task_from_meta
 from deepsky.tasks.domains import ROLES, feature_mmd
 from deepsky.tracking import Run
-from deepsky.train import fit, job_seed, pick_device, use_deterministic_cpu
+from deepsky.train import fit, job_seed, pick_device
 
 METHODS = ("frozen", "finetune", "scratch")
 METHOD_LABELS = {"frozen": "frozen features + new head", "finetune": "fine-tuned", "scratch": "from scratch"}
@@ -84,7 +84,7 @@ def transfer_fold(config: dict, experiment: str, fold: int, pretrained_path, dat
     data_root, out_dir = Path(data_root), Path(out_metrics).parent
     device = pick_device(config.get("device", "auto"))
     if device.type == "cpu":
-        use_deterministic_cpu()
+        torch.use_deterministic_algorithms(True, warn_only=True)
     _, meta = load_model(pretrained_path, "cpu")
     task = task_from_meta(meta)  # domain_adaptation: scores both domains
     test_index, x_test, truth = task.load_test(data_root / exp["dataset"], None)

@@ -76,7 +76,8 @@ def evaluate_architecture(config, experiment, arch, model_paths, data_dir, split
     storage.write_json(out_metrics, per_fold)
     run_id = log_evaluation(config, experiment, arch, card, per_fold, len(test_index), out_predictions, out_metrics)
     best = best_fold(task, per_fold)
-    if config["tracking"].get("register_models", True) and task.registers_pyfunc and isinstance(x, torch.Tensor):
+    registers = config["tracking"].get("register_models", True) and config["experiments"][experiment].get("register_models", True)
+    if registers and task.registers_pyfunc and isinstance(x, torch.Tensor):
         from deepsky.mlflow_model import log_and_register, registered_name
         from deepsky.tracking import resolve_uri
 

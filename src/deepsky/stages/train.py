@@ -17,7 +17,7 @@ from deepsky.models import count_parameters, create_model
 from deepsky.stages.common import experiment_slice, experiment_tags, logged, set_threads
 from deepsky.tasks import make_task
 from deepsky.tracking import Run
-from deepsky.train import fit, job_seed, pick_device, save_atomic, use_deterministic_cpu
+from deepsky.train import fit, job_seed, pick_device, save_atomic
 
 
 def train_fold(
@@ -35,7 +35,7 @@ def train_fold(
     rank, _ = distributed.rank_world()
     torch.manual_seed(seed)
     if device.type == "cpu":
-        use_deterministic_cpu()
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
     data = task.load_fold(data_dir, split_path, fold, augmented_dir if settings.get("augment", False) else None)
     dims = task.input_dims(data["train"])
