@@ -133,3 +133,22 @@ def test_a_training_job_imports_only_what_it_uses(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_channels_last_is_used_unless_the_model_opts_out(tmp_path):
+    from deepsky.models import create_model
+    from deepsky.tasks import make_task
+    from deepsky.train import fit
+
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 2, (16,))
+    settings = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "patience": 2}
+    task = make_task({"name": "binary", "class_names": ["non-lens", "lens"]})
+    layouts = {}
+    for name, kwargs in (("winning_cnn", {}), ("deeplens_resnet", {"base_width": 4, "n_stages": 2})):
+        model = create_model(name, 3, 1, image_size=32, **kwargs)
+        fit(model, (x, y), (x, y), settings, torch.device("cpu"), 0, tmp_path / name / "last.pt", task)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1)
+        layouts[name] = conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    # DeepLens's backward segfaults in oneDNN with channels-last CPU tensors: it stays NCHW.
+    assert layouts == {"winning_cnn": True, "deeplens_resnet": False}

@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from deepsky import distributed
-from deepsky.tasks.base import Amp
+from deepsky.tasks.base import Amp, uses_channels_last
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -77,7 +77,7 @@ def fit(model, train, val, settings: dict, device: torch.device, seed: int, chec
     writes the checkpoint. Returns (history, best state).
     """
     rank, world = distributed.rank_world()
-    if settings.get("channels_last", True) and getattr(model, "channels_last", True):
+    if settings.get("channels_last", True) and uses_channels_last(model):
         model.to(memory_format=torch.channels_last)
         train, val = task.memory_format(train), task.memory_format(val)
     trained = distributed.wrap(model, device) if world > 1 else model

@@ -22,6 +22,12 @@ _TASKS: dict[str, type["Task"]] = {}
 #: Training examples whose batch-norm statistics replace the running averages before validation.
 PRECISE_BN_EXAMPLES = 1024
 
+
+def uses_channels_last(model: nn.Module) -> bool:
+    """Whether a model runs in channels-last order; a model class opts out with `channels_last = False`."""
+    return getattr(model, "channels_last", True)
+
+
 # Built-in tasks, imported when first asked for: a job pays only for the task it runs
 # (some pull in scipy.stats or torch-geometric, a second or more per process).
 BUILTIN_TASK_MODULES = {
@@ -232,7 +238,7 @@ class Task:
         amp = Amp(device, enabled=True)
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(device, non_blocking=True)
-            if xb.dim() == 4 and getattr(model, "channels_last", True):
+            if xb.dim() == 4 and uses_channels_last(model):
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with amp.autocast():
                 chunks.append(model(xb).float().cpu())
